@@ -1,0 +1,161 @@
+"""ParameterBox (the radius of every parameter) and InputRegion (a box of inputs).
+
+Radii are kept exactly (Fractions) for solvers and certificates, and as float64 arrays rounded
+*up* for fast floating-point proposers; the float box always contains the exact one.
+
+>>> from smtquant.network import Network
+>>> net = Network.from_lists([[[1.0], [-1.0]]], [[0.5]])
+>>> box = ParameterBox.uniform(net, Fraction(1, 32))
+>>> box.radius(0, "weights", (1, 0)), box.max_radius
+(Fraction(1, 32), Fraction(1, 32))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from .errors import PropertyError
+from .exact import to_fraction
+from .network import Network
+
+__all__ = ["ParameterBox", "InputRegion", "float_up"]
+
+
+def float_up(q: Fraction) -> float:
+    """The smallest float >= q (q >= 0 expected)."""
+    f = float(q)
+    if Fraction(*f.as_integer_ratio()) < q if math.isfinite(f) else False:
+        f = math.nextafter(f, math.inf)
+    return f
+
+
+def _freeze(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class ParameterBox:
+    """B(theta, eps): for layer i, ``weights[i][r][c]`` and ``biases[i][c]`` are exact radii >= 0."""
+
+    network: Network
+    weights: tuple[tuple[tuple[Fraction, ...], ...], ...]
+    biases: tuple[tuple[Fraction, ...], ...]
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        for i, layer in enumerate(self.network.layers):
+            w, b = self.weights[i], self.biases[i]
+            if len(w) != layer.n_in or any(len(r) != layer.n_out for r in w) or len(b) != layer.n_out:
+                raise PropertyError(f"radii of layers[{i}] do not match its shape {layer.weights.shape}.")
+            if any(v < 0 for r in w for v in r) or any(v < 0 for v in b):
+                raise PropertyError(f"radii of layers[{i}] must be >= 0.")
+        object.__setattr__(
+            self, "_float_w",
+            tuple(_freeze([[float_up(v) for v in r] for r in w]) for w in self.weights),
+        )
+        object.__setattr__(self, "_float_b", tuple(_freeze([float_up(v) for v in b]) for b in self.biases))
+
+    @classmethod
+    def from_arrays(cls, network: Network, weights: Sequence[object], biases: Sequence[object], label: str = "") -> "ParameterBox":
+        """From per-layer arrays (floats or Fractions); floats are taken exactly."""
+        w = tuple(tuple(tuple(to_fraction(v) if not isinstance(v, Fraction) else v for v in row) for row in _rows(m))
+                  for m in weights)
+        b = tuple(tuple(to_fraction(v) if not isinstance(v, Fraction) else v for v in _flat(m)) for m in biases)
+        return cls(network, w, b, label)
+
+    @classmethod
+    def uniform(cls, network: Network, eps: Fraction | float, label: str = "") -> "ParameterBox":
+        e = eps if isinstance(eps, Fraction) else to_fraction(eps)
+        return cls(
+            network,
+            tuple(tuple(tuple(e for _ in range(l.n_out)) for _ in range(l.n_in)) for l in network.layers),
+            tuple(tuple(e for _ in range(l.n_out)) for l in network.layers),
+            label,
+        )
+
+    def radius(self, layer: int, tensor: str, index: tuple[int, ...]) -> Fraction:
+        if tensor == "weights":
+            return self.weights[layer][index[0]][index[1]]
+        return self.biases[layer][index[0]]
+
+    @property
+    def max_radius(self) -> Fraction:
+        vals = [v for w in self.weights for r in w for v in r] + [v for b in self.biases for v in b]
+        return max(vals) if vals else Fraction(0)
+
+    def float_weights(self, layer: int) -> np.ndarray:
+        """Weight radii of a layer as float64, each rounded up."""
+        return self._float_w[layer]  # type: ignore[attr-defined,no-any-return]
+
+    def float_biases(self, layer: int) -> np.ndarray:
+        return self._float_b[layer]  # type: ignore[attr-defined,no-any-return]
+
+    def contains(self, candidate: Network) -> bool:
+        """Exactly: does every parameter of ``candidate`` lie within its radius of the centre?"""
+        if candidate.sizes != self.network.sizes:
+            return False
+        for i, (lc, l0) in enumerate(zip(candidate.layers, self.network.layers)):
+            for r in range(l0.n_in):
+                for c in range(l0.n_out):
+                    if abs(to_fraction(lc.weights[r, c]) - to_fraction(l0.weights[r, c])) > self.weights[i][r][c]:
+                        return False
+            for c in range(l0.n_out):
+                if abs(to_fraction(lc.biases[c]) - to_fraction(l0.biases[c])) > self.biases[i][c]:
+                    return False
+        return True
+
+
+def _rows(m: object) -> list:
+    return [list(np.atleast_1d(r)) if not isinstance(r, (list, tuple)) else list(r) for r in m]  # type: ignore[attr-defined]
+
+
+def _flat(m: object) -> list:
+    return list(m) if isinstance(m, (list, tuple)) else list(np.asarray(m).ravel())
+
+
+@dataclass(frozen=True, eq=False)
+class InputRegion:
+    """A box of inputs: ``bounds[i] = (lo_i, hi_i)`` with lo_i <= hi_i, exact Fractions."""
+
+    bounds: tuple[tuple[Fraction, Fraction], ...]
+
+    def __post_init__(self) -> None:
+        if not self.bounds:
+            raise PropertyError("region must have at least one dimension.")
+        for i, (lo, hi) in enumerate(self.bounds):
+            if lo > hi:
+                raise PropertyError(f"region dimension {i}: lower bound {float(lo)!r} is above upper bound {float(hi)!r}.")
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[Sequence[float]]) -> "InputRegion":
+        out = []
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2:
+                raise PropertyError(f"region dimension {i} must be a pair lo:hi. Got {list(pair)!r}.")
+            lo, hi = pair
+            for v in (lo, hi):
+                if not isinstance(v, Fraction) and not math.isfinite(float(v)):
+                    raise PropertyError(f"region dimension {i} has a non-finite bound {v!r}.")
+            out.append((lo if isinstance(lo, Fraction) else to_fraction(lo),
+                        hi if isinstance(hi, Fraction) else to_fraction(hi)))
+        return cls(tuple(out))
+
+    @property
+    def dim(self) -> int:
+        return len(self.bounds)
+
+    def as_floats(self) -> list[list[float]]:
+        return [[float(lo), float(hi)] for lo, hi in self.bounds]
+
+    def lower(self) -> np.ndarray:
+        return np.array([float(lo) for lo, _ in self.bounds])
+
+    def upper(self) -> np.ndarray:
+        return np.array([float(hi) for _, hi in self.bounds])

@@ -1,0 +1,227 @@
+"""Exact rational arithmetic: float -> Fraction, exact forward passes, and rational enclosures
+of exp / sigmoid / logit / softmax rounded on the sound side.
+
+Nothing here uses floating point to decide anything: floats are only used as starting guesses
+that are then proved or widened.
+
+>>> to_fraction(0.1) == Fraction(3602879701896397, 36028797018963968)
+True
+>>> lo, hi = sigmoid_bounds(Fraction(0))
+>>> lo == hi == Fraction(1, 2)
+True
+>>> lo, hi = exp_bounds(Fraction(1))
+>>> float(lo) <= 2.718281828459045 <= float(hi) and hi - lo < Fraction(1, 2**60)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "Interval",
+    "ExactLayer",
+    "to_fraction",
+    "fractions_of",
+    "exact_layers",
+    "exp_bounds",
+    "sigmoid_bounds",
+    "tanh_bounds",
+    "logit_lower",
+    "logit_upper",
+    "softmax_bounds",
+    "forward_enclosure",
+    "floor_dyadic",
+    "ceil_dyadic",
+]
+
+Interval = tuple[Fraction, Fraction]
+ExactLayer = tuple[list[list[Fraction]], list[Fraction]]  # (weights [n_in][n_out], biases [n_out])
+
+DEFAULT_BITS = 80
+
+
+def to_fraction(v: float | int | Fraction | np.floating) -> Fraction:
+    """The exact value of a float (a dyadic rational); never through a decimal string."""
+    if isinstance(v, Fraction):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return Fraction(int(v))
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"cannot convert non-finite value {f!r} to an exact rational")
+    return Fraction(*f.as_integer_ratio())
+
+
+def fractions_of(a: np.ndarray | Sequence[float]) -> list:
+    """Nested lists of exact Fractions with the shape of ``a``."""
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 0:
+        return to_fraction(float(arr))  # type: ignore[return-value]
+    return [fractions_of(row) if arr.ndim > 1 else to_fraction(float(row)) for row in arr]
+
+
+def exact_layers(net: "object") -> list[ExactLayer]:
+    """The network's parameters as exact Fractions, layer by layer."""
+    return [(fractions_of(l.weights), fractions_of(l.biases)) for l in net.layers]  # type: ignore[attr-defined]
+
+
+def floor_dyadic(q: Fraction, bits: int) -> Fraction:
+    """The largest multiple of 2**-bits that is <= q."""
+    return Fraction((q.numerator << bits) // q.denominator, 1 << bits)
+
+
+def ceil_dyadic(q: Fraction, bits: int) -> Fraction:
+    """The smallest multiple of 2**-bits that is >= q."""
+    return Fraction(-((-q.numerator << bits) // q.denominator), 1 << bits)
+
+
+def _exp_nonneg(a: Fraction, bits: int) -> Interval:
+    """Enclosure of exp(a) for a >= 0, relative width about 2**-bits."""
+    if a == 0:
+        return Fraction(1), Fraction(1)
+    # argument reduction: y = a / 2**m <= 1/32, then square m times
+    m = max(0, a.numerator.bit_length() - a.denominator.bit_length() + 6)
+    work = bits + m + 16
+    y_lo = floor_dyadic(a / (1 << m), work)
+    y_hi = ceil_dyadic(a / (1 << m), work)
+
+    def taylor(y: Fraction) -> tuple[Fraction, Fraction]:
+        total, term, n = Fraction(1), Fraction(1), 0
+        # remainder after term n: <= 2 * y^(n+1) / (n+1)!  (y <= 1/32 so e^y <= 2)
+        while True:
+            n += 1
+            term = term * y / n
+            total += term
+            nxt = term * y / (n + 1)
+            if nxt * 2 < Fraction(1, 1 << work):
+                return total, total + 2 * nxt
+
+    lo, _ = taylor(y_lo)
+    _, hi = taylor(y_hi)
+    lo, hi = floor_dyadic(lo, work), ceil_dyadic(hi, work)
+    for _ in range(m):
+        lo = floor_dyadic(lo * lo, work)
+        hi = ceil_dyadic(hi * hi, work)
+    return lo, hi
+
+
+def exp_bounds(q: Fraction, bits: int = DEFAULT_BITS) -> Interval:
+    """Rationals lo <= exp(q) <= hi with relative width about 2**-bits."""
+    q = Fraction(q)
+    if q >= 0:
+        return _exp_nonneg(q, bits)
+    lo, hi = _exp_nonneg(-q, bits)
+    return 1 / hi, 1 / lo
+
+
+def sigmoid_bounds(q: Fraction, bits: int = DEFAULT_BITS) -> Interval:
+    """Rationals lo <= sigma(q) = 1 / (1 + exp(-q)) <= hi."""
+    q = Fraction(q)
+    if q == 0:
+        return Fraction(1, 2), Fraction(1, 2)
+    e_lo, e_hi = exp_bounds(-q, bits)
+    return 1 / (1 + e_hi), 1 / (1 + e_lo)
+
+
+def tanh_bounds(q: Fraction, bits: int = DEFAULT_BITS) -> Interval:
+    """Rationals lo <= tanh(q) <= hi (tanh(q) = 2 sigma(2q) - 1)."""
+    lo, hi = sigmoid_bounds(2 * Fraction(q), bits)
+    return 2 * lo - 1, 2 * hi - 1
+
+
+def _logit_guess(p: Fraction) -> float:
+    num, den = p, 1 - p
+    return (math.log(num.numerator) - math.log(num.denominator)) - (
+        math.log(den.numerator) - math.log(den.denominator)
+    )
+
+
+def logit_lower(p: Fraction, bits: int = DEFAULT_BITS) -> Fraction:
+    """A rational t <= logit(p) = ln(p / (1 - p)) (proved: sigma(t) <= p), close to it."""
+    p = Fraction(p)
+    if not 0 < p < 1:
+        raise ValueError(f"logit needs 0 < p < 1. Got {p}.")
+    g = to_fraction(_logit_guess(p))
+    step = to_fraction(max(1e-15, abs(float(g)) * 1e-14))
+    t = g
+    while sigmoid_bounds(t, bits)[1] > p:
+        t = g - step
+        step *= 4
+    return t
+
+
+def logit_upper(p: Fraction, bits: int = DEFAULT_BITS) -> Fraction:
+    """A rational t >= logit(p) (proved: sigma(t) >= p), close to it."""
+    p = Fraction(p)
+    if not 0 < p < 1:
+        raise ValueError(f"logit needs 0 < p < 1. Got {p}.")
+    g = to_fraction(_logit_guess(p))
+    step = to_fraction(max(1e-15, abs(float(g)) * 1e-14))
+    t = g
+    while sigmoid_bounds(t, bits)[0] < p:
+        t = g + step
+        step *= 4
+    return t
+
+
+def softmax_bounds(z: Sequence[Interval], bits: int = DEFAULT_BITS) -> list[Interval]:
+    """Enclosures of softmax(z)_k for z given as intervals (p_k = 1 / sum_j exp(z_j - z_k))."""
+    out = []
+    for k, (zk_lo, zk_hi) in enumerate(z):
+        s_lo, s_hi = Fraction(0), Fraction(0)
+        for j, (zj_lo, zj_hi) in enumerate(z):
+            if j == k:
+                s_lo += 1
+                s_hi += 1
+                continue
+            s_lo += exp_bounds(zj_lo - zk_hi, bits)[0]
+            s_hi += exp_bounds(zj_hi - zk_lo, bits)[1]
+        out.append((1 / s_hi, 1 / s_lo))
+    return out
+
+
+def _act_interval(name: str, lo: Fraction, hi: Fraction, bits: int) -> Interval:
+    if name == "relu":
+        return max(lo, Fraction(0)), max(hi, Fraction(0))
+    if name == "identity":
+        return lo, hi
+    if name == "tanh":
+        return tanh_bounds(lo, bits)[0], tanh_bounds(hi, bits)[1]
+    if name == "logistic":
+        return sigmoid_bounds(lo, bits)[0], sigmoid_bounds(hi, bits)[1]
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def forward_enclosure(
+    layers: Sequence[ExactLayer], x: Sequence[Fraction], hidden_activation: str, bits: int = DEFAULT_BITS
+) -> list[Interval]:
+    """Output pre-activations z for exact parameters and input, as intervals.
+
+    For relu / identity hidden units every interval is a single exact rational (lo == hi);
+    smooth hidden units give enclosures of width about 2**-bits.
+    """
+    h: list[Interval] = [(Fraction(v), Fraction(v)) for v in x]
+    for li, (w, b) in enumerate(layers):
+        n_out = len(b)
+        new: list[Interval] = []
+        exact = all(lo == hi for lo, hi in h)
+        for j in range(n_out):
+            if exact:
+                s = b[j] + sum((w[i][j] * h[i][0] for i in range(len(h))), Fraction(0))
+                lo = hi = s
+            else:
+                lo = hi = b[j]
+                for i in range(len(h)):
+                    a, c = w[i][j] * h[i][0], w[i][j] * h[i][1]
+                    lo += min(a, c)
+                    hi += max(a, c)
+            if li < len(layers) - 1:
+                lo, hi = _act_interval(hidden_activation, lo, hi, bits)
+            new.append((lo, hi))
+        h = new
+    return h
