@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "exp_bounds",
     "sigmoid_bounds",
     "tanh_bounds",
+    "logit_bracket",
     "logit_lower",
     "logit_upper",
     "softmax_bounds",
@@ -141,32 +143,47 @@ def _logit_guess(p: Fraction) -> float:
     )
 
 
-def logit_lower(p: Fraction, bits: int = DEFAULT_BITS) -> Fraction:
-    """A rational t <= logit(p) = ln(p / (1 - p)) (proved: sigma(t) <= p), close to it."""
+@lru_cache(maxsize=4096)
+def logit_bracket(p: Fraction, bits: int = DEFAULT_BITS) -> Interval:
+    """Rationals lo <= logit(p) <= hi, proved by sigmoid enclosures (sigma(lo) <= p <= sigma(hi)),
+    narrowed by bisection to a width of about 2**-(bits - 10) times max(1, |logit(p)|)."""
     p = Fraction(p)
     if not 0 < p < 1:
         raise ValueError(f"logit needs 0 < p < 1. Got {p}.")
     g = to_fraction(_logit_guess(p))
-    step = to_fraction(max(1e-15, abs(float(g)) * 1e-14))
-    t = g
-    while sigmoid_bounds(t, bits)[1] > p:
-        t = g - step
+    step = to_fraction(max(1e-300, abs(float(g)) * 2.0**-50, 2.0**-60))
+    lo = g
+    while sigmoid_bounds(lo, bits)[1] > p:
+        lo = g - step
         step *= 4
-    return t
+    step = to_fraction(max(1e-300, abs(float(g)) * 2.0**-50, 2.0**-60))
+    hi = g
+    while sigmoid_bounds(hi, bits)[0] < p:
+        hi = g + step
+        step *= 4
+    target = Fraction(max(1, abs(int(g))), 1 << (bits - 10))
+    while hi - lo > target:
+        mid = floor_dyadic((lo + hi) / 2, bits + 8 + max(0, g.numerator.bit_length() - g.denominator.bit_length()))
+        if not lo < mid < hi:
+            break
+        s_lo, s_hi = sigmoid_bounds(mid, bits)
+        if s_hi <= p:
+            lo = mid
+        elif s_lo >= p:
+            hi = mid
+        else:
+            break  # the enclosure of sigma(mid) contains p: as narrow as this precision allows
+    return lo, hi
+
+
+def logit_lower(p: Fraction, bits: int = DEFAULT_BITS) -> Fraction:
+    """A rational t <= logit(p) = ln(p / (1 - p)) (proved: sigma(t) <= p), very close to it."""
+    return logit_bracket(Fraction(p), bits)[0]
 
 
 def logit_upper(p: Fraction, bits: int = DEFAULT_BITS) -> Fraction:
-    """A rational t >= logit(p) (proved: sigma(t) >= p), close to it."""
-    p = Fraction(p)
-    if not 0 < p < 1:
-        raise ValueError(f"logit needs 0 < p < 1. Got {p}.")
-    g = to_fraction(_logit_guess(p))
-    step = to_fraction(max(1e-15, abs(float(g)) * 1e-14))
-    t = g
-    while sigmoid_bounds(t, bits)[0] < p:
-        t = g + step
-        step *= 4
-    return t
+    """A rational t >= logit(p) (proved: sigma(t) >= p), very close to it."""
+    return logit_bracket(Fraction(p), bits)[1]
 
 
 def softmax_bounds(z: Sequence[Interval], bits: int = DEFAULT_BITS) -> list[Interval]:

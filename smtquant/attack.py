@@ -1,0 +1,175 @@
+"""Cheap witness search in float64: sign-gradient ascent over the vertices of the parameter box
+(and projected steps over the input box). It only proposes; exact validation decides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .boxes import ParameterBox
+from .network import Network
+from .properties import Metric
+
+__all__ = ["Candidate", "attack"]
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    x: np.ndarray
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    score: float  # float64 estimate of the deviation; not trusted
+
+
+def _act(name: str, p: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(p, 0.0)
+    if name == "identity":
+        return p
+    if name == "tanh":
+        return np.tanh(p)
+    return 1.0 / (1.0 + np.exp(-p))
+
+
+def _dact(name: str, p: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return (p > 0).astype(float)
+    if name == "identity":
+        return np.ones_like(p)
+    if name == "tanh":
+        return 1.0 - np.tanh(p) ** 2
+    s = 1.0 / (1.0 + np.exp(-p))
+    return s * (1.0 - s)
+
+
+def _forward(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], x: np.ndarray, act: str) -> tuple[list, list]:
+    hs, pres = [x], []
+    h = x
+    for i, (w, b) in enumerate(zip(ws, bs)):
+        p = h @ w + b
+        pres.append(p)
+        h = _act(act, p) if i < len(ws) - 1 else p
+        hs.append(h)
+    return hs, pres
+
+
+def _backward(ws: tuple[np.ndarray, ...], hs: list, pres: list, g: np.ndarray, act: str) -> tuple[list, list, np.ndarray]:
+    gw, gb = [None] * len(ws), [None] * len(ws)
+    for i in range(len(ws) - 1, -1, -1):
+        if i < len(ws) - 1:
+            g = g * _dact(act, pres[i])
+        gw[i] = np.outer(hs[i], g)
+        gb[i] = g
+        g = ws[i] @ g
+    return gw, gb, g
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _deviation(net: Network, metric: Metric, zp: np.ndarray, z: np.ndarray) -> float:
+    if metric is Metric.CLASS:
+        if net.output_activation == "logistic":
+            return float((zp[0] > 0) != (z[0] > 0))
+        return float(np.argmax(zp) != np.argmax(z))
+    if metric is Metric.LOGIT or net.output_activation == "identity":
+        return float(np.max(np.abs(zp - z)))
+    if net.output_activation == "logistic":
+        return float(abs(_sigmoid(zp)[0] - _sigmoid(z)[0]))
+    return float(np.max(np.abs(_softmax(zp) - _softmax(z))))
+
+
+def _objectives(net: Network, metric: Metric, zp: np.ndarray, z: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Gradients (d/dz', d/dz) of objectives whose increase tends to increase D."""
+    n = net.n_outputs
+    if metric is Metric.CLASS:
+        if net.output_activation == "logistic":
+            s = 1.0 if z[0] <= 0 else -1.0
+            yield np.array([s]), np.zeros(1)
+        else:
+            c = int(np.argmax(z))
+            for k in range(n):
+                if k != c:
+                    e = np.zeros(n)
+                    e[k], e[c] = 1.0, -1.0
+                    yield e, np.zeros(n)
+        return
+    for k in range(n):
+        for s in (1.0, -1.0):
+            e = np.zeros(n)
+            if metric is Metric.LOGIT or net.output_activation == "identity":
+                e[k] = s
+                yield e, -e
+            elif net.output_activation == "logistic":
+                sp, s0 = _sigmoid(zp)[0], _sigmoid(z)[0]
+                yield np.array([s * sp * (1 - sp)]), np.array([-s * s0 * (1 - s0)])
+            else:
+                pp, p0 = _softmax(zp), _softmax(z)
+                ek = np.zeros(n)
+                ek[k] = 1.0
+                yield s * pp[k] * (ek - pp), -s * p0[k] * (ek - p0)
+
+
+def attack(net: Network, box: ParameterBox, metric: Metric, lo: np.ndarray, hi: np.ndarray,
+           *, rounds: int = 12, starts: int = 8, keep: int = 4, seed: int = 0) -> list[Candidate]:
+    """Float64 candidates (x, theta'), best first. ``lo == hi`` for a fixed input."""
+    ws = tuple(l.weights for l in net.layers)
+    bs = tuple(l.biases for l in net.layers)
+    ew = tuple(box.float_weights(i) for i in range(len(ws)))
+    eb = tuple(box.float_biases(i) for i in range(len(bs)))
+    act = net.hidden_activation
+    fixed = bool(np.all(lo == hi))
+    rng = np.random.default_rng(seed)
+    xs = [0.5 * (lo + hi)]
+    if not fixed:
+        xs += [lo.copy(), hi.copy()] + [rng.uniform(lo, hi) for _ in range(max(0, starts - 3))]
+    step0 = (hi - lo) / 4.0
+    found: list[Candidate] = []
+    for x0 in xs:
+        hs0, pr0 = _forward(ws, bs, x0, act)
+        hsp, prp = hs0, pr0
+        for gzp, _ in list(_objectives(net, metric, hs0[-1], hs0[-1])):
+            x = x0.copy()
+            wp, bp = ws, bs
+            grad_zp = gzp
+            for r in range(rounds):
+                hsp, prp = _forward(wp, bp, x, act)
+                hs0, pr0 = _forward(ws, bs, x, act)
+                if r > 0:  # re-linearize the same objective at the current point
+                    grad_zp, grad_z = _pick(net, metric, hsp[-1], hs0[-1], gzp)
+                else:
+                    grad_z = _pick(net, metric, hsp[-1], hs0[-1], gzp)[1]
+                gw, gb, gx = _backward(wp, hsp, prp, grad_zp, act)
+                new_wp = tuple(w + e * np.sign(g) for w, e, g in zip(ws, ew, gw))
+                new_bp = tuple(b + e * np.sign(g) for b, e, g in zip(bs, eb, gb))
+                if not fixed:
+                    _, _, gx0 = _backward(ws, hs0, pr0, grad_z, act)
+                    step = step0 / (1 + r)
+                    x = np.clip(x + step * np.sign(gx + gx0), lo, hi)
+                if all(np.array_equal(a, b) for a, b in zip(new_wp, wp)) and fixed and r > 0:
+                    break
+                wp, bp = new_wp, new_bp
+            zp = _forward(wp, bp, x, act)[0][-1]
+            z = _forward(ws, bs, x, act)[0][-1]
+            found.append(Candidate(x.copy(), wp, bp, _deviation(net, metric, zp, z)))
+    found.sort(key=lambda c: -c.score)
+    return found[:keep]
+
+
+def _pick(net: Network, metric: Metric, zp: np.ndarray, z: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The objective at (zp, z) whose z'-gradient points the same way as ``like``."""
+    best = None
+    for gzp, gz in _objectives(net, metric, zp, z):
+        score = float(np.dot(np.sign(gzp), np.sign(like)))
+        if best is None or score > best[0]:
+            best = (score, gzp, gz)
+    assert best is not None
+    return best[1], best[2]

@@ -1,0 +1,151 @@
+"""quantify(...) -> Verdict with a CertifiedInterval [lower, upper] on max D: upper proved by
+UNSAT (or a sound bound), lower witnessed by a validated (x, theta'); bisection on the threshold."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from .backends import get_backend
+from .backends.base import Answer
+from .boxes import ParameterBox
+from .errors import PropertyError
+from .network import Network
+from .properties import GlobalRobustness, Metric, Property, parse_delta, uses_sigmoid_threshold
+from .result import CertifiedInterval, Status, Verdict, Witness
+from .schemes import Scheme
+from .verify import MIN_PIECE, Query, resolve_box, resolve_model
+
+__all__ = ["quantify", "DEFAULT_TOLERANCE"]
+
+DEFAULT_TOLERANCE = Fraction(1, 10**6)
+
+
+def _tolerance(value: float | Fraction | str) -> Fraction:
+    try:
+        tol = Fraction(str(value)) if isinstance(value, (str, float)) else Fraction(value)
+    except (ValueError, TypeError, ZeroDivisionError):
+        raise PropertyError(f"--tolerance must be a positive number. Got {value!r} instead.") from None
+    if tol <= 0:
+        raise PropertyError(f"--tolerance must be > 0. Got {value!r} instead.")
+    return tol
+
+
+def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property, *,
+             delta: float | Fraction | str | None = None, tolerance: float | Fraction | str = DEFAULT_TOLERANCE,
+             solver: str = "auto", timeout: float | None = None) -> Verdict:
+    """The certified interval [lower, upper] on max D, to ``tolerance`` or until ``timeout``
+    (a stopped search still reports the interval it has).
+
+    status: with ``delta``, robust if upper <= delta, violated if lower > delta (witness
+    attached), else unknown. Without ``delta``, robust once the interval is certified to the
+    tolerance (robust for every delta >= upper), unknown if the search stopped before.
+    """
+    start = time.monotonic()
+    net, path = resolve_model(model)
+    box, spec = resolve_box(net, scheme)
+    if prop.metric is Metric.CLASS:
+        raise PropertyError("--quantify needs a numeric metric (confidence or logit); the class metric is yes/no.")
+    d = parse_delta(delta) if delta is not None else None
+    tol = _tolerance(tolerance)
+    backend = get_backend(solver)
+    deadline = None if timeout is None else start + float(timeout)
+    q = Query(net, box, prop, backend, deadline)
+    base = dict(property=prop.kind, metric=prop.metric.value, quant=spec, model=path, solver=q.solver_name, delta=d,
+                input=getattr(prop, "input", None),
+                region=(prop.region.bounds if isinstance(prop, GlobalRobustness) else None))
+
+    best: Witness | None = None
+    upper: Fraction | None = None
+    stop_reason = ""
+    interrupted = False
+    try:
+        best = q.identity_witness()
+        upper = q.upper_bound()
+        wit = q.attack()
+        if wit is not None and wit.deviation[0] > best.deviation[0]:
+            best = wit
+        if uses_sigmoid_threshold(net, prop.metric) and not q.local and not q.unsupported():
+            best, upper, stop_reason = _quantify_pieces(q, best, upper, tol, d)
+        while upper - best.deviation[0] > tol and not stop_reason:
+            if d is not None and (upper <= d or best.deviation[0] > d):
+                break  # decided against delta; the interval need not shrink further
+            lower = best.deviation[0]
+            t = (lower + upper) / 2
+            ans, wit, reason = q.exceeds(t)
+            if wit is not None and wit.deviation[0] > best.deviation[0]:
+                best = wit
+            if ans is Answer.UNSAT:
+                upper = t
+            elif ans is Answer.UNKNOWN and (wit is None or wit.deviation[0] <= lower):
+                stop_reason = reason
+                break
+    except KeyboardInterrupt:
+        stop_reason, interrupted = "interrupted", True
+    if (not stop_reason and d is not None and best is not None and upper is not None
+            and best.deviation[0] <= d < upper):
+        try:  # the interval converged around delta: decide delta itself
+            ans, wit, reason = q.exceeds(d)
+            if wit is not None and wit.deviation[0] > best.deviation[0]:
+                best = wit
+            if ans is Answer.UNSAT:
+                upper = d
+            elif ans is Answer.UNKNOWN:
+                stop_reason = reason
+        except KeyboardInterrupt:
+            stop_reason, interrupted = "interrupted", True
+    elapsed = time.monotonic() - start
+    if best is None or upper is None:  # interrupted before the first bound
+        return Verdict(Status.UNKNOWN, stop_reason or "stopped", time_s=elapsed, interrupted=interrupted, **base)  # type: ignore[arg-type]
+    lower = best.deviation[0]
+    upper = max(upper, lower)
+    interval = CertifiedInterval(lower, upper)
+    span = f"max deviation in [{float(lower):.9g}, {float(upper):.9g}]"
+    if d is not None and upper <= d:
+        status, reason = Status.ROBUST, f"{span}; upper <= delta (proved)"
+    elif d is not None and lower > d:
+        status, reason = Status.VIOLATED, f"{span}; lower > delta (witness validated exactly)"
+    elif stop_reason:
+        status, reason = Status.UNKNOWN, f"{span} (search stopped: {stop_reason})"
+    elif d is not None:
+        status, reason = Status.UNKNOWN, f"{span} straddles delta"
+    else:
+        status, reason = Status.ROBUST, f"{span}, certified to tolerance {float(tol):g}; robust for every delta >= upper"
+    extra = {"solver_calls": q.solver_calls}
+    return Verdict(status, reason, max_deviation=interval, witness=best, time_s=elapsed,
+                   interrupted=interrupted, extra=extra, **base)  # type: ignore[arg-type]
+
+
+def _quantify_pieces(q: Query, best: Witness, upper: Fraction, tol: Fraction,
+                     d: Fraction | None) -> tuple[Witness, Fraction, str]:
+    """Best-first search over pieces of the range of z (global confidence, logistic output).
+
+    Each piece keeps a certified upper bound; the piece with the highest one is probed first at
+    lower + tol (one UNSAT settles a piece that cannot beat the best witness), then bisected.
+    A candidate that fails validation splits its piece (the threshold relaxation was too loose).
+    Returns (best witness, certified upper bound, stop reason or "").
+    """
+    pieces = [[a, b, upper, False] for a, b in q.initial_pieces()]  # a, b, certified upper, probed
+    while True:
+        lower = best.deviation[0]
+        top = max(pieces, key=lambda p: p[2])
+        if top[2] - lower <= tol or (d is not None and (top[2] <= d or lower > d)):
+            return best, max(max(p[2] for p in pieces), lower), ""
+        a, b, u, probed = top
+        t = (lower + u) / 2 if probed else min(lower + tol, (lower + u) / 2)
+        ans, wit, reason = q.solve_piece((a, b), t)
+        if wit is not None and wit.deviation[0] > best.deviation[0]:
+            best = wit
+        if ans is Answer.UNSAT:
+            top[2] = t
+        elif ans is Answer.SAT:
+            top[3] = True
+        elif wit is None:
+            return best, max(max(p[2] for p in pieces), best.deviation[0]), reason
+        elif b - a < MIN_PIECE:
+            return best, max(max(p[2] for p in pieces), best.deviation[0]), f"{reason}; piece narrower than 2^-40"
+        else:
+            mid = (a + b) / 2
+            pieces.remove(top)
+            pieces += [[a, mid, u, probed], [mid, b, u, probed]]

@@ -1,0 +1,289 @@
+"""check(...) -> Verdict: sound interval bounds first, then a float attack that only proposes,
+then the solver; every witness is re-checked by an exact forward pass before it counts."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .attack import attack
+from .backends import get_backend
+from .backends.base import Answer, Backend, Problem
+from .bounds import propagate_intervals
+from .boxes import InputRegion, ParameterBox
+from .errors import PropertyError
+from .exact import ExactLayer, Interval, exact_layers, forward_enclosure, to_fraction
+from .loading import load_model
+from .network import Network
+from .properties import (
+    GlobalRobustness,
+    LocalRobustness,
+    Metric,
+    Property,
+    deviation_enclosure,
+    parse_delta,
+    uses_sigmoid_threshold,
+    violation_condition,
+)
+from .result import Status, Verdict, Witness
+from .schemes import Scheme, parse_scheme
+
+__all__ = ["check", "check_local", "check_global", "resolve_model", "resolve_box", "Query"]
+
+MIN_PIECE = Fraction(1, 2**40)  # narrowest z-piece before a global confidence query gives up
+
+
+def resolve_model(model: Network | str | Path, *, trust: bool = False) -> tuple[Network, str | None]:
+    if isinstance(model, Network):
+        return model, None
+    return load_model(model, trust=trust), str(model)
+
+
+def resolve_box(net: Network, scheme: Scheme | ParameterBox | str) -> tuple[ParameterBox, str]:
+    if isinstance(scheme, ParameterBox):
+        if scheme.network.sizes != net.sizes:
+            raise PropertyError(f"the parameter box is for a {scheme.network.sizes} network, not {net.sizes}.")
+        return scheme, scheme.label or "box"
+    sch = parse_scheme(scheme) if isinstance(scheme, str) else scheme
+    return sch.box(net), sch.spec
+
+
+class Query:
+    """One property on one network and box: bounds, witness validation, and "is D > t?"."""
+
+    def __init__(self, net: Network, box: ParameterBox, prop: Property, backend: Backend,
+                 deadline: float | None) -> None:
+        prop.check_network(net)
+        self.net, self.box, self.prop, self.backend = net, box, prop, backend
+        self.metric: Metric = prop.metric
+        self.deadline = deadline
+        self.layers: tuple[ExactLayer, ...] = tuple(exact_layers(net))
+        self.inputs: tuple[Interval, ...] = tuple(prop.point_bounds())
+        act = net.hidden_activation
+        self.pb = propagate_intervals(self.layers, act, self.inputs, box)
+        self.ob = propagate_intervals(self.layers, act, self.inputs, None)
+        self.local = isinstance(prop, LocalRobustness)
+        self.z_point: list[Fraction] | None = None
+        if self.local and net.is_piecewise_linear:
+            self.z_point = [lo for lo, _ in self.ob.output]
+        self.problem = Problem(self.layers, act, box, self.inputs, self.pb, self.ob)
+        self.pieces: list[Interval] | None = None
+        self.solver_calls = 0
+
+    @property
+    def solver_name(self) -> str:
+        pick = getattr(self.backend, "pick", None)
+        return pick(self.problem).name if pick is not None else self.backend.name
+
+    # -- time ---------------------------------------------------------------
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        r = self.remaining()
+        return r is not None and r <= 0
+
+    # -- sound bound --------------------------------------------------------
+    def upper_bound(self) -> Fraction:
+        """A sound upper bound on max D from interval propagation."""
+        return deviation_enclosure(self.net, self.metric, self.pb.output, self.ob.output)[1]
+
+    # -- witnesses ------------------------------------------------------------
+    def validate(self, x: Sequence[Fraction], layers: Sequence[ExactLayer]) -> Witness:
+        """Clamp a candidate into the boxes and compute its deviation by an exact forward pass."""
+        xs = tuple(min(max(Fraction(v), lo), hi) for v, (lo, hi) in zip(x, self.inputs))
+        clamped: list[ExactLayer] = []
+        for li, (w, b) in enumerate(layers):
+            w0, b0 = self.layers[li]
+            rw, rb = self.box.weights[li], self.box.biases[li]
+            cw = [[min(max(Fraction(w[i][j]), w0[i][j] - rw[i][j]), w0[i][j] + rw[i][j]) for j in range(len(b0))]
+                  for i in range(len(w0))]
+            cb = [min(max(Fraction(b[j]), b0[j] - rb[j]), b0[j] + rb[j]) for j in range(len(b0))]
+            clamped.append((cw, cb))
+        act = self.net.hidden_activation
+        zp = forward_enclosure(clamped, xs, act)
+        z = forward_enclosure(self.layers, xs, act)
+        dev = deviation_enclosure(self.net, self.metric, zp, z)
+        return Witness(xs, tuple(clamped), dev)
+
+    def attack(self) -> Witness | None:
+        """The best validated witness from a float64 attack (None if it found nothing)."""
+        lo = np.array([float(a) for a, _ in self.inputs])
+        hi = np.array([float(b) for _, b in self.inputs])
+        best: Witness | None = None
+        for cand in attack(self.net, self.box, self.metric, lo, hi):
+            layers = [( [[to_fraction(v) for v in row] for row in w], [to_fraction(v) for v in b])
+                      for w, b in zip(cand.weights, cand.biases)]
+            wit = self.validate([to_fraction(v) for v in cand.x], layers)
+            if best is None or wit.deviation[0] > best.deviation[0]:
+                best = wit
+        return best
+
+    def identity_witness(self) -> Witness:
+        """theta' = theta: deviation 0, the trivial lower end of every certified interval."""
+        x = [lo for lo, _ in self.inputs]
+        return self.validate(x, self.layers)
+
+    # -- the decision "exists x, theta': D > t" -------------------------------
+    def unsupported(self) -> str | None:
+        if self.metric is Metric.CONFIDENCE and self.net.output_activation == "softmax":
+            return ("softmax confidence needs exp, which z3's arithmetic cannot express; "
+                    "use --metric logit or --metric class (or the dReal backend once installed)")
+        return self.backend.unsupported(self.problem)
+
+    def exceeds(self, t: Fraction) -> tuple[Answer, Witness | None, str]:
+        """SAT with a validated witness (D > t), UNSAT (proved D <= t), or UNKNOWN with a reason.
+        An UNKNOWN may still carry a validated witness whose deviation is not above t."""
+        why = self.unsupported()
+        if why:
+            return Answer.UNKNOWN, None, why
+        if uses_sigmoid_threshold(self.net, self.metric) and not self.local:
+            return self._exceeds_pieces(t)
+        cond = violation_condition(self.net, self.metric, t, self.z_point)
+        if cond is None:
+            return Answer.UNSAT, None, "no output value can deviate by more than that"
+        ans, wit, reason = self._solve(cond, t)
+        if ans is Answer.UNKNOWN and wit is not None and uses_sigmoid_threshold(self.net, self.metric):
+            # the candidate fell into the rounding gap of the sigmoid threshold: ask for a
+            # violation beyond the gap, where every solution is a true one
+            inner = violation_condition(self.net, self.metric, t, self.z_point, inner=True)
+            if inner is not None:
+                ans2, wit2, reason2 = self._solve(inner, t)
+                if ans2 is Answer.SAT:
+                    return ans2, wit2, reason2
+                if ans2 is Answer.UNSAT:
+                    reason = f"{reason}; no violation beyond the 1e-20 rounding gap of the threshold"
+        return ans, wit, reason
+
+    def _solve(self, cond: object, t: Fraction) -> tuple[Answer, Witness | None, str]:
+        rem = self.remaining()
+        if rem is not None and rem <= 0:
+            return Answer.UNKNOWN, None, "timeout"
+        self.solver_calls += 1
+        out = self.backend.solve(self.problem, cond, rem)  # type: ignore[arg-type]
+        if out.answer is Answer.UNSAT:
+            return Answer.UNSAT, None, out.reason
+        if out.answer is Answer.UNKNOWN:
+            return Answer.UNKNOWN, None, out.reason
+        assert out.input is not None and out.layers is not None
+        wit = self.validate(out.input, out.layers)
+        if wit.deviation[0] > t:
+            return Answer.SAT, wit, out.reason
+        note = " (the solver's algebraic values were rounded)" if out.approximate else ""
+        return (Answer.UNKNOWN, wit,
+                f"the solver's candidate did not validate: its exact deviation lies in "
+                f"[{float(wit.deviation[0]):.17g}, {float(wit.deviation[1]):.17g}], not above {float(t):.17g}{note}")
+
+    def initial_pieces(self) -> list[Interval]:
+        """The range of the original output z over the region, cut into 4 pieces."""
+        zl, zu = self.ob.output[0]
+        n = 4 if zu > zl else 1
+        return [(zl + (zu - zl) * i / n, zl + (zu - zl) * (i + 1) / n) for i in range(n)]
+
+    def solve_piece(self, piece: Interval, t: Fraction) -> tuple[Answer, Witness | None, str]:
+        """Is D > t possible with the original output z in ``piece``? (global logistic confidence)"""
+        why = self.unsupported()
+        if why:
+            return Answer.UNKNOWN, None, why
+        cond = violation_condition(self.net, self.metric, t, None, piece)
+        if cond is None:
+            return Answer.UNSAT, None, "no output value can deviate by more than that"
+        return self._solve(cond, t)
+
+    def _exceeds_pieces(self, t: Fraction) -> tuple[Answer, Witness | None, str]:
+        """Global confidence with a logistic output: z = z(x) varies too. Split the range of z
+        into pieces with rational thresholds; refine a piece where a candidate fails."""
+        if self.pieces is None:
+            self.pieces = self.initial_pieces()
+        queue = list(self.pieces)
+        done: list[Interval] = []
+        best: Witness | None = None
+        try:
+            while queue:
+                piece = queue.pop()
+                ans, wit, reason = self.solve_piece(piece, t)
+                if ans is Answer.SAT:
+                    queue.append(piece)
+                    return ans, wit, reason
+                if ans is Answer.UNSAT:
+                    done.append(piece)
+                    continue
+                if wit is None:  # timeout or solver unknown
+                    queue.append(piece)
+                    return ans, best, reason
+                if best is None or wit.deviation[0] > best.deviation[0]:
+                    best = wit
+                a, b = piece
+                if b - a < MIN_PIECE:
+                    queue.append(piece)
+                    return Answer.UNKNOWN, best, f"{reason}; the z-range piece is narrower than 2^-40"
+                mid = (a + b) / 2
+                queue += [(a, mid), (mid, b)]
+            return Answer.UNSAT, best, f"unsat on all {len(done)} pieces of the output range"
+        finally:
+            self.pieces = done + queue
+
+
+def check(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property,
+          delta: float | Fraction | str | None, *, solver: str = "auto", timeout: float | None = None) -> Verdict:
+    """Decide the property "max D <= delta" over the parameter box of ``scheme``.
+
+    robust only from a sound bound or an UNSAT answer; violated only with a witness re-checked
+    exactly; unknown otherwise (timeout, solver unknown, unsupported activation, interrupt).
+    """
+    start = time.monotonic()
+    net, path = resolve_model(model)
+    box, spec = resolve_box(net, scheme)
+    metric = prop.metric
+    if metric is Metric.CLASS:
+        if delta is not None:
+            raise PropertyError("the class metric does not use --delta; leave it out.")
+        d = Fraction(0)
+    else:
+        if delta is None:
+            raise PropertyError("--delta is required (or use --quantify).")
+        d = parse_delta(delta)
+    backend = get_backend(solver)
+    deadline = None if timeout is None else start + float(timeout)
+    q = Query(net, box, prop, backend, deadline)
+    base = dict(property=prop.kind, metric=metric.value, quant=spec, model=path, solver=q.solver_name,
+                delta=(d if metric is not Metric.CLASS else None),
+                input=getattr(prop, "input", None),
+                region=(prop.region.bounds if isinstance(prop, GlobalRobustness) else None))
+
+    def verdict(status: Status, reason: str, witness: Witness | None = None, **kw: object) -> Verdict:
+        return Verdict(status, reason, witness=witness, time_s=time.monotonic() - start, **base, **kw)  # type: ignore[arg-type]
+
+    try:
+        ub = q.upper_bound()
+        if ub <= d:
+            return verdict(Status.ROBUST, f"interval bound: max deviation <= {float(ub):.6g} <= delta")
+        wit = q.attack()
+        if wit is not None and wit.deviation[0] > d:
+            return verdict(Status.VIOLATED, "a witness found by search over the box vertices, validated exactly", wit)
+        ans, wit, reason = q.exceeds(d)
+        if ans is Answer.SAT:
+            return verdict(Status.VIOLATED, f"{reason}; witness validated exactly", wit)
+        if ans is Answer.UNSAT:
+            return verdict(Status.ROBUST, f"proved: {reason} for deviation > delta")
+        return verdict(Status.UNKNOWN, reason)
+    except KeyboardInterrupt:
+        return verdict(Status.UNKNOWN, "interrupted", interrupted=True)
+
+
+def check_local(model: Network | str | Path, scheme: Scheme | ParameterBox | str, input: Sequence[float],
+                delta: float | Fraction | str | None, *, metric: Metric | str = "confidence",
+                solver: str = "auto", timeout: float | None = None) -> Verdict:
+    """Local robustness at one input: max over theta' in B of D(x, theta') <= delta."""
+    return check(model, scheme, LocalRobustness(input, metric), delta, solver=solver, timeout=timeout)
+
+
+def check_global(model: Network | str | Path, scheme: Scheme | ParameterBox | str,
+                 region: InputRegion | Sequence[Sequence[float]], delta: float | Fraction | str | None, *,
+                 metric: Metric | str = "confidence", solver: str = "auto", timeout: float | None = None) -> Verdict:
+    """Global robustness over an input box: max over x in X, theta' in B of D <= delta."""
+    return check(model, scheme, GlobalRobustness(region, metric), delta, solver=solver, timeout=timeout)

@@ -1,0 +1,259 @@
+"""Verification and quantification against answers computed independently: the closed form for
+one hidden layer at a fixed input, brute force over the box vertices, and the two z3 encodings."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal, getcontext
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import smtquant as sq
+from smtquant.backends import get_backend
+from smtquant.backends.base import Answer
+from smtquant.exact import to_fraction
+from smtquant.properties import LocalRobustness
+from smtquant.verify import Query
+
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+getcontext().prec = 50
+TOL = Fraction(1, 10**6)
+ONE_HIDDEN = ["moons_relu", "moons_linear", "linear_relu", "linear_linear", "hand_2x2", "hand_linear"]
+
+
+def sigmoid_dec(q: Fraction) -> Decimal:
+    return 1 / (1 + (-(Decimal(q.numerator) / Decimal(q.denominator))).exp())
+
+
+def closed_form_output_range(net: sq.Network, box: sq.ParameterBox, x: list[Fraction]) -> tuple[Fraction, Fraction]:
+    """min and max of z' over the box for a one-hidden-layer, one-output net at input x.
+
+    Every parameter occurs once, so each hidden unit's pre-activation ranges independently over
+    [c - r, c + r]; the output is maximized term by term over its weight interval and the
+    activation interval (the extremes of w * h are at corners)."""
+    (w1, b1), (w2, b2) = [(layer.weights, layer.biases) for layer in net.layers]
+    lo_z = hi_z = to_fraction(b2[0])
+    lo_z -= box.biases[1][0]
+    hi_z += box.biases[1][0]
+    for j in range(w1.shape[1]):
+        c = to_fraction(b1[j]) + sum(to_fraction(w1[i, j]) * x[i] for i in range(len(x)))
+        r = box.biases[0][j] + sum(box.weights[0][i][j] * abs(x[i]) for i in range(len(x)))
+        lo, hi = c - r, c + r
+        if net.hidden_activation == "relu":
+            lo, hi = max(lo, Fraction(0)), max(hi, Fraction(0))
+        e = box.weights[1][j][0]
+        w = to_fraction(w2[j, 0])
+        corners = [a * b for a in (w - e, w + e) for b in (lo, hi)]
+        lo_z += min(corners)
+        hi_z += max(corners)
+    return lo_z, hi_z
+
+
+def closed_form(net: sq.Network, box: sq.ParameterBox, x: list[Fraction], metric: str) -> Decimal:
+    lo_z, hi_z = closed_form_output_range(net, box, x)
+    z = net.forward([float(v) for v in x])[0]
+    (w1, b1), (w2, b2) = [(layer.weights, layer.biases) for layer in net.layers]
+    h = []
+    for j in range(w1.shape[1]):
+        c = to_fraction(b1[j]) + sum(to_fraction(w1[i, j]) * x[i] for i in range(len(x)))
+        h.append(max(c, Fraction(0)) if net.hidden_activation == "relu" else c)
+    zq = to_fraction(b2[0]) + sum(to_fraction(w2[j, 0]) * h[j] for j in range(len(h)))
+    assert abs(float(zq) - z) < 1e-9
+    if metric == "logit":
+        m = max(hi_z - zq, zq - lo_z)
+        return Decimal(m.numerator) / Decimal(m.denominator)
+    s = sigmoid_dec(zq)
+    return max(sigmoid_dec(hi_z) - s, s - sigmoid_dec(lo_z))
+
+
+def dec(q: Fraction) -> Decimal:
+    return Decimal(q.numerator) / Decimal(q.denominator)
+
+
+CASES = [
+    (name, scheme, x, metric)
+    for name in ONE_HIDDEN
+    for scheme, x in [("fixed:4", [0.5, 0.25]), ("eps:0.01", [-1.0, 0.75]), ("int:6", [1.5, -0.5]), ("rel:0.03", [0.0, 1.0])]
+    for metric in ("confidence", "logit")
+]
+
+
+@pytest.mark.parametrize(("name", "scheme", "x", "metric"), CASES)
+def test_quantify_matches_closed_form_one_hidden_layer(name: str, scheme: str, x: list[float], metric: str) -> None:
+    net = sq.load_model(MODELS / f"{name}.json")
+    box = sq.parse_scheme(scheme).box(net)
+    xf = [to_fraction(v) for v in x]
+    expected = closed_form(net, box, xf, metric)
+    v = sq.quantify(net, scheme, LocalRobustness(x, metric))
+    assert v.max_deviation is not None
+    lo, hi = dec(v.max_deviation.lower), dec(v.max_deviation.upper)
+    assert lo - Decimal("1e-30") <= expected <= hi + Decimal("1e-30")
+    assert v.max_deviation.width <= TOL
+    assert v.status is sq.Status.ROBUST
+    assert v.witness is not None and v.witness.deviation[0] == v.max_deviation.lower
+    # the decision flips at the certified value
+    eps = min(Fraction(1, 10**9), Fraction(str(expected)) / 1000)
+    above = Fraction(str(expected)) + eps
+    below = Fraction(str(expected)) - eps
+    assert sq.check_local(net, scheme, x, above, metric=metric).status is sq.Status.ROBUST
+    bad = sq.check_local(net, scheme, x, below, metric=metric)
+    assert bad.status is sq.Status.VIOLATED
+    assert bad.witness is not None and bad.witness.deviation[0] > below
+
+
+@pytest.mark.parametrize("solver", ["z3", "z3-direct"])
+@pytest.mark.parametrize("metric", ["confidence", "logit"])
+@pytest.mark.parametrize("name", ["moons_relu", "moons_linear", "hand_2x2"])
+def test_solver_decides_both_sides_of_the_closed_form(name: str, metric: str, solver: str) -> None:
+    """The bound and the attack settle these outright; ask the solver itself on both sides."""
+    net = sq.load_model(MODELS / f"{name}.json")
+    box = sq.parse_scheme("fixed:4").box(net)
+    x = [0.5, 0.25]
+    expected = Fraction(str(closed_form(net, box, [to_fraction(v) for v in x], metric)))
+    q = Query(net, box, LocalRobustness(x, metric), get_backend(solver), None)
+    ans, wit, _ = q.exceeds(expected - Fraction(1, 10**8))
+    assert ans is Answer.SAT and wit is not None and wit.deviation[0] > expected - Fraction(1, 10**8)
+    for li, (w, b) in enumerate(wit.layers):  # the witness lies in the box, exactly
+        assert all(abs(w[i][j] - to_fraction(net.layers[li].weights[i, j])) <= box.weights[li][i][j]
+                   for i in range(len(w)) for j in range(len(b)))
+    ans, wit, _ = q.exceeds(expected + Fraction(1, 10**8))
+    assert ans is Answer.UNSAT
+
+
+def brute_force_vertices(net: sq.Network, eps: float, x: np.ndarray) -> float:
+    """max |z' - z| over every vertex of the parameter box (a lower bound on the true max)."""
+    flat = np.concatenate([np.concatenate([l.weights.ravel(), l.biases]) for l in net.layers])
+    z = net.forward(x)[0]
+    best = 0.0
+    for signs in itertools.product((-1.0, 1.0), repeat=flat.size):
+        p = flat + eps * np.array(signs)
+        layers, k = [], 0
+        for l in net.layers:
+            w = p[k:k + l.weights.size].reshape(l.weights.shape)
+            k += l.weights.size
+            b = p[k:k + l.biases.size]
+            k += l.biases.size
+            layers.append(sq.Layer(w, b))
+        best = max(best, abs(net.with_layers(layers).forward(x)[0] - z))
+    return best
+
+
+def tiny_deep_net(seed: int, act: str) -> sq.Network:
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(size=(2, 2)).round(2), rng.normal(size=(2, 2)).round(2), rng.normal(size=(2, 1)).round(2)]
+    bs = [rng.normal(size=2).round(2), rng.normal(size=2).round(2), rng.normal(size=1).round(2)]
+    return sq.Network.from_lists(ws, bs, act, "logistic")
+
+
+@pytest.mark.parametrize("act", ["relu", "identity"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_hidden_layers_backends_agree_and_contain_brute_force(seed: int, act: str) -> None:
+    net = tiny_deep_net(seed, act)
+    x = [0.5, -0.25]
+    intervals = []
+    for solver in ("z3", "z3-direct"):
+        v = sq.quantify(net, "eps:0.0625", LocalRobustness(x, "logit"), solver=solver, tolerance=1e-5)
+        assert v.status is sq.Status.ROBUST, v.reason
+        intervals.append(v.max_deviation)
+    (a, b) = intervals
+    assert a.lower <= b.upper and b.lower <= a.upper  # overlapping certified intervals
+    brute = brute_force_vertices(net, 0.0625, np.array(x))
+    for iv in intervals:
+        assert float(iv.upper) >= brute - 1e-12
+
+
+def test_witness_is_in_the_box_and_reproduces_its_deviation() -> None:
+    net = sq.load_model(MODELS / "moons_relu.json")
+    v = sq.check_local(net, "fixed:2", [0.5, 0.25], 0.01)
+    assert v.status is sq.Status.VIOLATED
+    w = v.witness
+    assert w is not None
+    box = sq.parse_scheme("fixed:2").box(net)
+    for li, (ww, bb) in enumerate(w.layers):
+        for i, row in enumerate(ww):
+            for j, val in enumerate(row):
+                assert abs(val - to_fraction(net.layers[li].weights[i, j])) <= box.weights[li][i][j]
+        for j, val in enumerate(bb):
+            assert abs(val - to_fraction(net.layers[li].biases[j])) <= box.biases[li][j]
+    # an independent float64 forward pass agrees with the exact deviation
+    pert = sq.Network.from_lists([[[float(v) for v in r] for r in ww] for ww, _ in w.layers],
+                                 [[float(v) for v in bb] for _, bb in w.layers], "relu", "logistic")
+    xs = [float(v) for v in w.input]
+    d = abs(pert.probabilities(xs)[1] - net.probabilities(xs)[1])
+    assert abs(d - float(w.deviation[0])) < 1e-12 and d > 0.01
+
+
+def test_global_logit_robust_and_violated_with_witness_in_region() -> None:
+    net = sq.load_model(MODELS / "hand_2x2.json")
+    region = [[-1.0, 1.0], [-1.0, 1.0]]
+    v = sq.quantify(net, "fixed:4", sq.GlobalRobustness(region, "logit"), tolerance=1e-4, timeout=60)
+    assert v.status is sq.Status.ROBUST, v.reason
+    iv = v.max_deviation
+    assert iv is not None and iv.width <= Fraction(1, 10**4)
+    # the worst local value over a grid never exceeds the certified global upper bound
+    for x in itertools.product(np.linspace(-1, 1, 5), repeat=2):
+        lv = sq.quantify(net, "fixed:4", LocalRobustness(list(x), "logit"))
+        assert lv.max_deviation.upper <= iv.upper + Fraction(1, 10**6)
+    bad = sq.check_global(net, "fixed:4", region, iv.lower - Fraction(1, 10**3), metric="logit", timeout=60)
+    assert bad.status is sq.Status.VIOLATED
+    assert all(-1 <= float(c) <= 1 for c in bad.witness.input)
+    good = sq.check_global(net, "fixed:4", region, iv.upper, metric="logit", timeout=60)
+    assert good.status is sq.Status.ROBUST
+
+
+def test_global_confidence_decides_with_pieces() -> None:
+    net = sq.load_model(MODELS / "hand_2x2.json")
+    region = [[-1.0, 1.0], [-1.0, 1.0]]
+    v = sq.quantify(net, "fixed:4", sq.GlobalRobustness(region, "confidence"), tolerance=1e-2, timeout=120)
+    assert v.status is sq.Status.ROBUST, v.reason
+    iv = v.max_deviation
+    assert sq.check_global(net, "fixed:4", region, iv.upper, timeout=120).status is sq.Status.ROBUST
+    assert sq.check_global(net, "fixed:4", region, iv.lower * Fraction(99, 100), timeout=120).status is sq.Status.VIOLATED
+
+
+def test_class_metric_local_logistic_and_softmax() -> None:
+    net = sq.load_model(MODELS / "hand_single.json")
+    # find a point near the decision boundary where a coarse box flips the class
+    v_far = sq.check_local(net, "fixed:4", [3.0], None, metric="class")
+    assert v_far.status is sq.Status.ROBUST
+    soft = sq.load_model(MODELS / "blobs_softmax.json")
+    flips = [sq.check_local(soft, "fixed:1", list(x), None, metric="class").status
+             for x in itertools.product(np.linspace(-3, 3, 4), repeat=2)]
+    assert sq.Status.UNKNOWN not in flips
+
+
+def test_timeout_gives_unknown_never_robust() -> None:
+    net = sq.load_model(MODELS / "moons_relu_8x8.json")
+    v = sq.check_global(net, "fixed:6", [[-1.0, 2.0], [-1.0, 1.5]], 0.5, metric="logit", solver="z3-direct",
+                        timeout=1.0)
+    assert v.status in (sq.Status.UNKNOWN, sq.Status.VIOLATED)
+    assert v.time_s < 3.0
+    if v.status is sq.Status.UNKNOWN:
+        assert "timeout" in v.reason
+
+
+def test_tanh_hidden_units_answer_unknown_with_reason_or_bound() -> None:
+    rng = np.random.default_rng(3)
+    net = sq.Network.from_lists([rng.normal(size=(2, 3)), rng.normal(size=(3, 1))],
+                                [rng.normal(size=3), rng.normal(size=1)], "tanh", "logistic")
+    tight = sq.check_local(net, "fixed:4", [0.1, 0.2], 0.5)
+    assert tight.status is sq.Status.ROBUST  # a sound interval bound suffices
+    hard = sq.check_local(net, "fixed:4", [0.1, 0.2], 1e-4)
+    assert hard.status in (sq.Status.VIOLATED, sq.Status.UNKNOWN)
+    if hard.status is sq.Status.UNKNOWN:
+        assert "tanh" in hard.reason
+
+
+def test_softmax_confidence_is_unknown_not_guessed() -> None:
+    soft = sq.load_model(MODELS / "blobs_softmax.json")
+    v = sq.check_local(soft, "fixed:2", [0.0, 0.0], 0.3)
+    assert v.status in (sq.Status.ROBUST, sq.Status.VIOLATED, sq.Status.UNKNOWN)
+    if v.status is sq.Status.UNKNOWN:
+        assert "softmax" in v.reason
+    if v.status is sq.Status.VIOLATED:
+        assert v.witness.deviation[0] > Fraction(3, 10)
