@@ -7,6 +7,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from fractions import Fraction
@@ -63,7 +64,9 @@ def _add_common(p: argparse.ArgumentParser, quantifiable: bool = True) -> None:
                    help="confidence: max |p' - p| of the class probabilities (default); logit: max |z' - z| of the "
                         "output pre-activations; class: the predicted class never changes")
     p.add_argument("--solver", default="auto", metavar="NAME",
-                   help="auto (default), z3 / z3-direct (the direct SMT encoding), dreal")
+                   help="auto (default: z3 at a fixed input, z3-direct over a region); z3: weights eliminated, "
+                        "one variable per neuron, linear arithmetic; z3-direct: one variable per parameter, as in "
+                        "the reference study; dreal: not available yet")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="wall-clock limit per property; when it runs out the answer is unknown "
                         "(a quantification keeps the interval it has)")
@@ -88,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("local", help="robustness at given inputs",
                        description="Local robustness: for every parameter vector in the box of --quant, does the "
                                    "deviation at the input stay <= --delta? One result per input, written as it is "
-                                   "decided.")
+                                   "decided.",
+                       epilog="examples:\n  smtquant local models/moons_relu.json --input 0.5,0.25 --quant fixed:4 "
+                              "--delta 0.05\n  smtquant local models/moons_relu.json --inputs points.csv --quant int:8 "
+                              "--quantify --json -o results.jsonl",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--input", metavar="X1,X2,...", help="one input, comma-separated")
@@ -97,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("global", help="robustness over an input box",
                        description="Global robustness: for every input in the box --region and every parameter "
-                                   "vector in the box of --quant, does the deviation stay <= --delta?")
+                                   "vector in the box of --quant, does the deviation stay <= --delta?",
+                       epilog="example:\n  smtquant global models/hand_2x2.json --region -1:1,-1:1 --quant fixed:4 "
+                              "--metric logit --quantify --timeout 60",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(p)
     p.add_argument("--region", required=True, metavar="LO1:HI1,LO2:HI2,...", help="the input box, one lo:hi per input")
 
@@ -315,9 +325,33 @@ def _with(v: Verdict, **changes: Any) -> Verdict:
     return replace(v, **changes)
 
 
+_VALUE_OPTIONS = ("--region", "--input", "--delta")
+
+
+def _glue_negative_values(argv: Sequence[str]) -> list[str]:
+    """Let "--region -1:1,-2:2" and "--input -0.5,1" work: argparse would take a value that
+    starts with '-' for an option, so glue it on as "--region=-1:1,-2:2"."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1][1:2] in \
+                tuple("0123456789.i"):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 robust, 1 violated, 2 error, 3 unknown)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(_glue_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed on one line)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else USAGE_ERROR
     if args.command is None:
         parser.print_help(sys.stderr)
         return USAGE_ERROR
@@ -335,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT[Status.UNKNOWN]
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line (set SMTQUANT_DEBUG=1 for the traceback)
+        if os.environ.get("SMTQUANT_DEBUG"):
+            raise
+        print(f"smtquant {args.command}: internal error: {exc.__class__.__name__}: {exc} "
+              "(please report it; SMTQUANT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,8 @@ def load_model(path: str | Path, *, trust: bool = False) -> Network:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ModelFormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
+        except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting too deep
+            raise ModelFormatError(f"{p}: cannot parse JSON ({exc.__class__.__name__}: {exc}).") from None
         return network_from_dict(data)
     except ModelFormatError as exc:
         msg = str(exc)
@@ -113,7 +115,10 @@ def network_from_dict(data: Any) -> Network:
 def _number(v: Any, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ModelFormatError(f"{where} must be a number. Got {v!r} instead.")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer literal beyond the float range
+        raise ModelFormatError(f"{where} has {len(str(v))} digits, too large for a float.") from None
     if not math.isfinite(f):
         raise ModelFormatError(f"{where} = {v!r} is not finite; parameters must be finite numbers.")
     return f
@@ -190,12 +195,16 @@ def from_sklearn(model: Any) -> Network:
 def _load_pickle(p: Path) -> Network:
     try:
         import joblib  # noqa: PLC0415
-        obj = joblib.load(p)
     except ImportError:
-        import pickle  # noqa: PLC0415
-        with p.open("rb") as fh:
-            obj = pickle.load(fh)  # noqa: S301 - caller passed trust=True
-    except Exception as exc:  # a corrupt pickle can raise almost anything
+        joblib = None  # type: ignore[assignment]
+    try:
+        if joblib is not None:
+            obj = joblib.load(p)
+        else:
+            import pickle  # noqa: PLC0415
+            with p.open("rb") as fh:
+                obj = pickle.load(fh)  # noqa: S301 - caller passed trust=True
+    except Exception as exc:  # a corrupt pickle can raise almost anything (also ImportError)
         raise ModelFormatError(f"{p}: cannot unpickle ({exc.__class__.__name__}: {exc}).") from None
     return _from_object(obj, p)
 
@@ -221,8 +230,9 @@ def _load_skops(p: Path, *, trust: bool) -> Network:
 
 
 def _from_object(obj: Any, p: Path) -> Network:
-    if isinstance(obj, Network):
-        return obj
+    if isinstance(obj, Network):  # unpickling skips validation and leaves the arrays writable: rebuild
+        layers = tuple(Layer(layer.weights, layer.biases) for layer in obj.layers)
+        return Network(layers, obj.hidden_activation, obj.output_activation, obj.input_names, obj.classes)
     if hasattr(obj, "steps"):  # a Pipeline: only a bare MLP is a network we can verify
         raise ModelFormatError(f"{p}: holds a Pipeline; save the MLPClassifier/MLPRegressor step on its own.")
     return from_sklearn(obj)

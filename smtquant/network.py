@@ -209,7 +209,7 @@ class Network:
         return z
 
     def predict_class(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Index of the predicted class (logistic: 1 iff z > 0), float64."""
+        """Index of the predicted class (logistic: 1 iff z > 0), as integers."""
         z = self.forward(x)
         if self.output_activation == "logistic":
             return (z[..., 0] > 0).astype(int)

@@ -42,7 +42,7 @@ def test_exp_bounds_enclose_decimal_exp(v: float) -> None:
     q = to_fraction(v)
     lo, hi = exp_bounds(q)
     e = dec(q).exp()
-    assert dec(lo) <= e <= dec(hi)
+    assert dec(lo) * (1 - Decimal("1e-55")) <= e <= dec(hi) * (1 + Decimal("1e-55"))
     assert (hi - lo) <= hi * Fraction(1, 2**70)
 
 
@@ -52,7 +52,9 @@ def test_sigmoid_and_tanh_enclose(v: float) -> None:
     q = to_fraction(v)
     lo, hi = sigmoid_bounds(q)
     s = 1 / (1 + (-dec(q)).exp())
-    assert dec(lo) <= s <= dec(hi)
+    slack = Decimal("1e-55")  # the Decimal reference itself rounds at 60 digits
+    assert dec(lo) - slack <= s <= dec(hi) + slack
+    assert hi - lo <= Fraction(1, 2**70)
     tlo, thi = tanh_bounds(q)
     assert float(tlo) - 1e-15 <= math.tanh(v) <= float(thi) + 1e-15
     assert tlo <= thi
