@@ -7,9 +7,9 @@ occurs once); otherwise it over-approximates, which is sound for "robust".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
 
 from .boxes import ParameterBox
 from .exact import ExactLayer, Interval, sigmoid_bounds, tanh_bounds

@@ -13,25 +13,17 @@ Radii are kept exactly (Fractions) for solvers and certificates, and as float64 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
 
 import numpy as np
 
 from .errors import PropertyError
-from .exact import to_fraction
+from .exact import float_up, to_fraction
 from .network import Network
 
-__all__ = ["ParameterBox", "InputRegion", "float_up"]
-
-
-def float_up(q: Fraction) -> float:
-    """The smallest float >= q (q >= 0 expected)."""
-    f = float(q)
-    if Fraction(*f.as_integer_ratio()) < q if math.isfinite(f) else False:
-        f = math.nextafter(f, math.inf)
-    return f
+__all__ = ["ParameterBox", "InputRegion"]
 
 
 def _freeze(a: np.ndarray) -> np.ndarray:
@@ -63,7 +55,7 @@ class ParameterBox:
         object.__setattr__(self, "_float_b", tuple(_freeze([float_up(v) for v in b]) for b in self.biases))
 
     @classmethod
-    def from_arrays(cls, network: Network, weights: Sequence[object], biases: Sequence[object], label: str = "") -> "ParameterBox":
+    def from_arrays(cls, network: Network, weights: Sequence[object], biases: Sequence[object], label: str = "") -> ParameterBox:
         """From per-layer arrays (floats or Fractions); floats are taken exactly."""
         w = tuple(tuple(tuple(to_fraction(v) if not isinstance(v, Fraction) else v for v in row) for row in _rows(m))
                   for m in weights)
@@ -71,7 +63,7 @@ class ParameterBox:
         return cls(network, w, b, label)
 
     @classmethod
-    def uniform(cls, network: Network, eps: Fraction | float, label: str = "") -> "ParameterBox":
+    def uniform(cls, network: Network, eps: Fraction | float, label: str = "") -> ParameterBox:
         e = eps if isinstance(eps, Fraction) else to_fraction(eps)
         return cls(
             network,
@@ -134,7 +126,7 @@ class InputRegion:
                 raise PropertyError(f"region dimension {i}: lower bound {float(lo)!r} is above upper bound {float(hi)!r}.")
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[Sequence[float]]) -> "InputRegion":
+    def from_pairs(cls, pairs: Sequence[Sequence[float]]) -> InputRegion:
         out = []
         for i, pair in enumerate(pairs):
             if len(pair) != 2:

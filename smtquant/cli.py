@@ -10,9 +10,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any, NoReturn, Sequence
+from typing import IO, Any, NoReturn
 
 from . import __version__
 from .boxes import InputRegion
@@ -177,7 +178,7 @@ def read_inputs_csv(path: str, net: Network) -> list[list[Fraction]]:
         if net.input_names and all(n in header for n in net.input_names):
             columns = [header.index(n) for n in net.input_names]
         if not rows:
-            raise SmtquantError(f"{p}: holds a header but no rows.")
+            raise SmtquantError(f"{p}: holds a header but no rows.") from None
     out = []
     for r, row in enumerate(rows, start=first_row):
         cells = [row[c] for c in columns] if columns is not None else row

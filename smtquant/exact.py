@@ -17,9 +17,9 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -37,6 +37,8 @@ __all__ = [
     "logit_upper",
     "softmax_bounds",
     "forward_enclosure",
+    "float_down",
+    "float_up",
     "floor_dyadic",
     "ceil_dyadic",
 ]
@@ -67,9 +69,25 @@ def fractions_of(a: np.ndarray | Sequence[float]) -> list:
     return [fractions_of(row) if arr.ndim > 1 else to_fraction(float(row)) for row in arr]
 
 
-def exact_layers(net: "object") -> list[ExactLayer]:
+def exact_layers(net: object) -> list[ExactLayer]:
     """The network's parameters as exact Fractions, layer by layer."""
     return [(fractions_of(l.weights), fractions_of(l.biases)) for l in net.layers]  # type: ignore[attr-defined]
+
+
+def float_down(q: Fraction) -> float:
+    """The largest float <= q (-inf below the float range)."""
+    try:
+        f = float(q)
+    except OverflowError:
+        return -math.inf if q < 0 else math.nextafter(math.inf, 0)
+    if math.isfinite(f) and Fraction(*f.as_integer_ratio()) > q:
+        f = math.nextafter(f, -math.inf)
+    return f
+
+
+def float_up(q: Fraction) -> float:
+    """The smallest float >= q (inf above the float range)."""
+    return -float_down(-q)
 
 
 def floor_dyadic(q: Fraction, bits: int) -> Fraction:

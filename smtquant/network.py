@@ -11,8 +11,8 @@ Weights use scikit-learn's orientation: ``layers[i].weights`` has shape (n_in, n
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -148,7 +148,7 @@ class Network:
         hidden_activation: str = "relu",
         output_activation: str = "logistic",
         **kwargs: object,
-    ) -> "Network":
+    ) -> Network:
         """Build from per-layer weight and bias lists (sklearn orientation)."""
         if len(weights) != len(biases):
             raise ModelFormatError(f"got {len(weights)} weight matrices but {len(biases)} bias vectors.")
@@ -183,7 +183,7 @@ class Network:
             yield f"layers[{i}].weights", layer.weights
             yield f"layers[{i}].biases", layer.biases
 
-    def with_layers(self, layers: Sequence[Layer]) -> "Network":
+    def with_layers(self, layers: Sequence[Layer]) -> Network:
         """A copy with other parameters (same activations, names and classes)."""
         return Network(tuple(layers), self.hidden_activation, self.output_activation, self.input_names, self.classes)
 

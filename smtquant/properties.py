@@ -8,10 +8,10 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
-from typing import Sequence
 
 from .boxes import InputRegion
 from .errors import PropertyError
@@ -120,7 +120,15 @@ def _check_metric(net: Network, metric: Metric) -> None:
 def parse_delta(value: object) -> Fraction:
     """delta > 0, finite; decimal strings are taken exactly ("0.01" is 1/100)."""
     try:
-        d = Fraction(str(value)) if isinstance(value, str) else (value if isinstance(value, Fraction) else to_fraction(float(value)))  # type: ignore[arg-type]
+        if isinstance(value, str):
+            d = Fraction(value.strip())
+        elif isinstance(value, Fraction):
+            d = value
+        else:
+            f = float(value)  # type: ignore[arg-type]
+            if not math.isfinite(f):
+                raise ValueError(value)
+            d = to_fraction(f)
     except (ValueError, TypeError, ZeroDivisionError):
         raise PropertyError(f"--delta must be a positive number. Got {value!r} instead.") from None
     if d <= 0:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
-from .exact import ExactLayer, Interval
+from .exact import ExactLayer, Interval, float_down, float_up
 
-__all__ = ["Status", "Witness", "CertifiedInterval", "Verdict", "aggregate", "float_down", "float_up"]
+__all__ = ["Status", "Witness", "CertifiedInterval", "Verdict", "aggregate"]
 
 
 class Status(str, Enum):
@@ -23,22 +23,6 @@ class Status(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-def float_down(q: Fraction) -> float:
-    """The largest float <= q."""
-    f = float(q)
-    if Fraction(*f.as_integer_ratio()) > q:
-        f = math.nextafter(f, -math.inf)
-    return f
-
-
-def float_up(q: Fraction) -> float:
-    """The smallest float >= q."""
-    f = float(q)
-    if Fraction(*f.as_integer_ratio()) < q:
-        f = math.nextafter(f, math.inf)
-    return f
 
 
 def aggregate(statuses: Sequence[Status]) -> Status:

@@ -4,9 +4,9 @@ then the solver; every witness is re-checked by an exact forward pass before it 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

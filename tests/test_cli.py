@@ -159,3 +159,24 @@ def test_console_entry_point_help_runs() -> None:
     assert r.returncode == 0
     for word in ("--quant", "--delta", "--quantify", "--metric", "--timeout", "--json"):
         assert word in r.stdout
+
+
+def test_ctrl_c_gives_unknown_interrupted_exit_3(tmp_path: Path) -> None:
+    """SIGINT during a long solver call: the row says unknown / interrupted, exit 3, never robust."""
+    import signal
+    import time
+
+    out_file = tmp_path / "res.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smtquant", "global", str(MODELS / "moons_relu_8x8.json"), "--region", "-1:2,-1:1.5",
+         "--quant", "fixed:8", "--metric", "logit", "--quantify", "--tolerance", "1e-12", "--solver", "z3-direct",
+         "--json", "-o", str(out_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["status"] == "unknown" and "interrupted" in row["reason"]
+    assert json.loads(out_file.read_text().splitlines()[-1])["status"] == "unknown"
+    assert "Traceback" not in err

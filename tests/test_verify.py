@@ -4,8 +4,9 @@ one hidden layer at a fixed input, brute force over the box vertices, and the tw
 from __future__ import annotations
 
 import itertools
-from decimal import Decimal, getcontext
+from decimal import Context, Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,17 +18,16 @@ from smtquant.exact import to_fraction
 from smtquant.properties import LocalRobustness
 from smtquant.verify import Query
 
-from pathlib import Path
-
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
-getcontext().prec = 50
+CTX = Context(prec=50)
 TOL = Fraction(1, 10**6)
 ONE_HIDDEN = ["moons_relu", "moons_linear", "linear_relu", "linear_linear", "hand_2x2", "hand_linear"]
 
 
 def sigmoid_dec(q: Fraction) -> Decimal:
-    return 1 / (1 + (-(Decimal(q.numerator) / Decimal(q.denominator))).exp())
+    x = CTX.divide(Decimal(q.numerator), Decimal(q.denominator))
+    return CTX.divide(1, CTX.add(1, CTX.exp(CTX.minus(x))))
 
 
 def closed_form_output_range(net: sq.Network, box: sq.ParameterBox, x: list[Fraction]) -> tuple[Fraction, Fraction]:
@@ -66,13 +66,13 @@ def closed_form(net: sq.Network, box: sq.ParameterBox, x: list[Fraction], metric
     assert abs(float(zq) - z) < 1e-9
     if metric == "logit":
         m = max(hi_z - zq, zq - lo_z)
-        return Decimal(m.numerator) / Decimal(m.denominator)
+        return CTX.divide(Decimal(m.numerator), Decimal(m.denominator))
     s = sigmoid_dec(zq)
-    return max(sigmoid_dec(hi_z) - s, s - sigmoid_dec(lo_z))
+    return max(CTX.subtract(sigmoid_dec(hi_z), s), CTX.subtract(s, sigmoid_dec(lo_z)))
 
 
 def dec(q: Fraction) -> Decimal:
-    return Decimal(q.numerator) / Decimal(q.denominator)
+    return CTX.divide(Decimal(q.numerator), Decimal(q.denominator))
 
 
 CASES = [
@@ -92,7 +92,7 @@ def test_quantify_matches_closed_form_one_hidden_layer(name: str, scheme: str, x
     v = sq.quantify(net, scheme, LocalRobustness(x, metric))
     assert v.max_deviation is not None
     lo, hi = dec(v.max_deviation.lower), dec(v.max_deviation.upper)
-    assert lo - Decimal("1e-30") <= expected <= hi + Decimal("1e-30")
+    assert CTX.subtract(lo, Decimal("1e-30")) <= expected <= CTX.add(hi, Decimal("1e-30"))
     assert v.max_deviation.width <= TOL
     assert v.status is sq.Status.ROBUST
     assert v.witness is not None and v.witness.deviation[0] == v.max_deviation.lower

@@ -8,10 +8,11 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ..bounds import LayerBounds
 from ..boxes import ParameterBox
@@ -83,7 +84,8 @@ def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Non
 def run_with_deadline(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> tuple[str, Any]:
     """Run ``fn(*args)`` in a child process and wait at most ``timeout`` seconds (wall clock).
 
-    ``timeout=None`` waits for as long as it takes. Returns ("ok", result), ("error", message), ("timeout", None) or ("crashed", message).
+    ``timeout=None`` waits for as long as it takes. Returns ("ok", result), ("error", message),
+    ("timeout", None) or ("crashed", message).
     The child is killed on timeout, so a solver that ignores its own limit cannot hold us.
     KeyboardInterrupt kills the child and propagates.
     """

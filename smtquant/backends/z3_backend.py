@@ -6,8 +6,9 @@ neuron, linear arithmetic). The only module that imports z3.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import BackendUnavailable
 from ..exact import ExactLayer
