@@ -27,11 +27,11 @@ demo: $(VENV)/.installed
 	$(BIN)/smtquant local models/moons_relu.json --input 0.5,0.25 --quant fixed:4 --quantify
 	$(BIN)/smtquant local models/moons_linear.json --input 0.5,0.25 --quant fixed:4 --quantify
 	@echo
-	@echo "== is the confidence within 0.01 at 8 fractional bits? (exit 0: proved) =="
-	$(BIN)/smtquant local models/moons_relu.json --input 0.5,0.25 --quant fixed:8 --delta 0.01
+	@echo "== is the confidence within 0.01 at 10 fractional bits? (exit 0: proved) =="
+	$(BIN)/smtquant local models/moons_relu.json --input 0.5,0.25 --quant fixed:10 --delta 0.01
 	@echo
-	@echo "== and at 2 fractional bits? (exit 1: violated, with a witness re-checked exactly) =="
-	$(BIN)/smtquant local models/moons_relu.json --input 0.5,0.25 --quant fixed:2 --delta 0.01; test $$? -eq 1
+	@echo "== and at 8 fractional bits? (exit 1: violated, with a witness re-checked exactly) =="
+	$(BIN)/smtquant local models/moons_relu.json --input 0.5,0.25 --quant fixed:8 --delta 0.01; test $$? -eq 1
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
