@@ -66,7 +66,12 @@ def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, p
         wit = q.attack()
         if wit is not None and wit.deviation[0] > best.deviation[0]:
             best = wit
-        if uses_sigmoid_threshold(net, prop.metric) and not q.local and not q.unsupported():
+        optimizer = getattr(q.effective_backend, "maximize", None)
+        if optimizer is not None and not q.unsupported() and upper - best.deviation[0] > tol and (
+                prop.metric is Metric.LOGIT or net.output_activation == "identity"
+                or (q.local and uses_sigmoid_threshold(net, prop.metric))):
+            best, upper, stop_reason = _quantify_by_optimization(q, optimizer, best, upper, tol)
+        elif uses_sigmoid_threshold(net, prop.metric) and not q.local and not q.unsupported():
             best, upper, stop_reason = _quantify_pieces(q, best, upper, tol, d)
         while upper - best.deviation[0] > tol and not stop_reason:
             if d is not None and (upper <= d or best.deviation[0] > d):
@@ -149,3 +154,45 @@ def _quantify_pieces(q: Query, best: Witness, upper: Fraction, tol: Fraction,
             mid = (a + b) / 2
             pieces.remove(top)
             pieces += [[a, mid, u, probed], [mid, b, u, probed]]
+
+
+def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fraction,
+                              tol: Fraction) -> tuple[Witness, Fraction, str]:
+    """Certified max of each output's deviation by direct optimization (the engine), instead of
+    bisection on the threshold. logit: max of +-(z'_k - z_k); local logistic confidence: max and
+    min of z', mapped through the sigmoid (slope <= 1/4, so z-tolerance 4 tol suffices)."""
+    sigmoid = uses_sigmoid_threshold(q.net, q.metric)
+    ztol = 4 * tol if sigmoid else tol
+    uppers: list[Fraction] = []
+    for k in range(q.net.n_outputs):
+        for s in (Fraction(1), Fraction(-1)):
+            if q.local:
+                assert q.z_point is not None
+                zp, z, const = {k: s}, {}, -s * q.z_point[k]
+            else:
+                zp, z, const = {k: s}, {k: -s}, Fraction(0)
+            if sigmoid:
+                const = Fraction(0)  # optimize z' itself
+            rem = q.remaining()
+            if rem is not None and rem <= 0:
+                return best, upper, "timeout"
+            q.solver_calls += 1
+            res = optimizer(q.problem, zp, z, const, ztol, None, rem)
+            if res.best is not None:
+                x, layers = res.best[1]
+                wit = q.validate(x, layers)
+                if wit.deviation[0] > best.deviation[0]:
+                    best = wit
+            if res.upper is None or not res.complete:
+                return best, upper, res.reason
+            uppers.append(res.upper)
+    if sigmoid:
+        from .exact import sigmoid_bounds  # noqa: PLC0415
+
+        assert q.z_point is not None
+        z0 = q.z_point[0]
+        zmax, zmin = uppers[0], -uppers[1]
+        up = max(sigmoid_bounds(zmax)[1] - sigmoid_bounds(z0)[0], sigmoid_bounds(z0)[1] - sigmoid_bounds(zmin)[0])
+    else:
+        up = max(uppers)
+    return best, min(upper, max(up, best.deviation[0])), ""

@@ -75,9 +75,13 @@ class Query:
         self.solver_calls = 0
 
     @property
-    def solver_name(self) -> str:
+    def effective_backend(self) -> Backend:
         pick = getattr(self.backend, "pick", None)
-        return pick(self.problem).name if pick is not None else self.backend.name
+        return pick(self.problem) if pick is not None else self.backend  # type: ignore[no-any-return]
+
+    @property
+    def solver_name(self) -> str:
+        return self.effective_backend.name
 
     # -- time ---------------------------------------------------------------
     def remaining(self) -> float | None:

@@ -7,22 +7,20 @@ from .base import Answer, Backend, CheckOutcome, Problem
 
 __all__ = ["Answer", "Backend", "CheckOutcome", "Problem", "get_backend", "BACKEND_NAMES"]
 
-BACKEND_NAMES = ("auto", "z3", "z3-direct", "dreal")
+BACKEND_NAMES = ("auto", "engine", "z3", "z3-direct", "dreal")
 
 
 class AutoBackend:
-    """Chooses per problem: the weight-eliminated encoding (linear) at a fixed input, where it is
-    much faster; the direct encoding over an input box, where |x| case splits cost the
-    eliminated one more than the bilinear terms cost the direct one (measured on the shipped
-    2-8-1 models; see README)."""
+    """The default: the exact engine (LP branch and bound with rational certificates) where it
+    applies, else z3 on the weight-eliminated encoding."""
 
     name = "auto"
 
-    def __init__(self, local: Backend, region: Backend) -> None:
-        self.local, self.region = local, region
+    def __init__(self, engine: Backend, fallback: Backend) -> None:
+        self.engine, self.fallback = engine, fallback
 
     def pick(self, problem: Problem) -> Backend:
-        return self.local if problem.fixed_input else self.region
+        return self.engine if self.engine.unsupported(problem) is None else self.fallback
 
     def unsupported(self, problem: Problem) -> str | None:
         return self.pick(problem).unsupported(problem)
@@ -33,13 +31,19 @@ class AutoBackend:
 
 def get_backend(name: str) -> Backend:
     """The backend called ``name``; BackendUnavailable (with an install hint) if it is missing."""
+    if name == "engine":
+        from ..engine import EngineBackend  # noqa: PLC0415
+
+        return EngineBackend()
     if name in ("auto", "z3", "z3-direct"):
         from .z3_backend import Z3DirectBackend, Z3EliminatedBackend, z3_available  # noqa: PLC0415
 
         if not z3_available():
             raise BackendUnavailable("solver z3 is not installed; pip install z3-solver")
         if name == "auto":
-            return AutoBackend(Z3EliminatedBackend(), Z3DirectBackend())
+            from ..engine import EngineBackend  # noqa: PLC0415
+
+            return AutoBackend(EngineBackend(), Z3EliminatedBackend())
         return Z3DirectBackend() if name == "z3-direct" else Z3EliminatedBackend()
     if name == "dreal":
         raise BackendUnavailable(

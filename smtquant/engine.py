@@ -1,0 +1,571 @@
+"""The exact engine: perturbed weights eliminated, LP relaxations solved in floating point (HiGHS
+through scipy) only to *propose*, rational dual certificates to *prove*, and branch and bound over
+neuron phases to decide.
+
+Every parameter occurs in exactly one neuron of one forward pass, so for activations h the
+pre-activation u_j of neuron j ranges exactly over [c - r, c + r] with c = W_j.h + b_j and
+r = sum_i eps_ij |h_i| + eps_bj. With a phase (sign) for every neuron whose sign is not fixed by
+the bounds, this is a mixed-integer linear set; its LP relaxation uses the triangle of ReLU and
+the chord of |h|.
+
+A node of the search is pruned only by a certificate checked in exact rational arithmetic: for any
+multipliers lam >= 0 (taken from the floating-point LP, whatever their accuracy) and every y in
+the variable box [l, u] satisfying A y <= b,
+
+    g.y = lam.(A y) + r.y <= lam.b + sum_i max(r_i l_i, r_i u_i),      r = g - A^T lam.
+
+A witness is rebuilt from an LP point by replaying the network exactly: the solver's u_j picks
+t_j = (u_j - c_j) / r_j in [-1, 1], and theta' = theta + t_j eps_j sign(h) gives pre-activation
+c_j + t_j r_j exactly; the caller validates it again with an exact forward pass.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .backends.base import Answer, CheckOutcome, Problem
+from .exact import ExactLayer, Interval
+from .properties import Atom, Condition
+
+__all__ = ["Engine", "EngineBackend"]
+
+_ZERO = Fraction(0)
+Lin = dict[int, Fraction]  # variable index -> coefficient (a linear expression without constant)
+
+
+@dataclass
+class _Expr:
+    """A linear expression sum(c * y_var) + const over the encoding's variables."""
+
+    coef: Lin = field(default_factory=dict)
+    const: Fraction = _ZERO
+
+    def scaled(self, s: Fraction) -> _Expr:
+        return _Expr({k: v * s for k, v in self.coef.items()}, self.const * s)
+
+    def add(self, other: _Expr, s: Fraction = Fraction(1)) -> _Expr:
+        coef = dict(self.coef)
+        for k, v in other.coef.items():
+            coef[k] = coef.get(k, _ZERO) + v * s
+        return _Expr(coef, self.const + other.const * s)
+
+
+@dataclass
+class _Neuron:
+    """One neuron whose sign may be split: its pre-activation expression and the variables
+    that depend on the phase (h for ReLU, a = |h| for signed values)."""
+
+    key: tuple[str, int, int]
+    pre: int  # variable index of the pre-activation (or the input)
+    kind: str  # "relu" (h = max(u, 0)) or "abs" (a = |u|)
+    out: int  # the variable index of h or a
+    lo: Fraction
+    hi: Fraction
+
+
+class _Encoding:
+    """Variables with exact bounds and rows sum(A y) <= b of the relaxation, built once per problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.lo: list[Fraction] = []
+        self.hi: list[Fraction] = []
+        self.rows: list[tuple[Lin, Fraction]] = []
+        self.neurons: list[_Neuron] = []
+        self.trace: list[tuple[list[_Expr], list[_Expr]]] = []  # perturbed net: (inputs h, pre u) per layer
+        self.x: list[_Expr] = []
+        self.x_vars: list[int | None] = []
+        for lo, hi in problem.inputs:
+            if lo == hi:
+                self.x.append(_Expr({}, lo))
+                self.x_vars.append(None)
+            else:
+                v = self._var(lo, hi)
+                self.x.append(_Expr({v: Fraction(1)}))
+                self.x_vars.append(v)
+        self.zp = self._network(problem.perturbed_bounds.pre, perturbed=True)
+        self.z = self._network(problem.original_bounds.pre, perturbed=False)
+
+    def _var(self, lo: Fraction, hi: Fraction) -> int:
+        self.lo.append(lo)
+        self.hi.append(hi)
+        return len(self.lo) - 1
+
+    def _row(self, e: _Expr, rhs: Fraction) -> None:
+        """Add e <= rhs."""
+        coef = {k: v for k, v in e.coef.items() if v != 0}
+        self.rows.append((coef, rhs - e.const))
+
+    def _abs(self, h: _Expr, lo: Fraction, hi: Fraction, key: tuple[str, int, int]) -> _Expr:
+        if lo >= 0:
+            return h
+        if hi <= 0:
+            return h.scaled(Fraction(-1))
+        if not h.coef:
+            return _Expr({}, abs(h.const))
+        a = self._var(_ZERO, max(-lo, hi))
+        av = _Expr({a: Fraction(1)})
+        self._row(h.add(av, Fraction(-1)), _ZERO)  # h - a <= 0
+        self._row(h.scaled(Fraction(-1)).add(av, Fraction(-1)), _ZERO)  # -h - a <= 0
+        # chord: a <= (hi (h - lo) - lo (hi - h)) / (hi - lo) = ((hi + lo) h - 2 hi lo) / (hi - lo)
+        self._row(av.add(h, -(hi + lo) / (hi - lo)), -2 * hi * lo / (hi - lo))
+        pre = next(iter(h.coef)) if len(h.coef) == 1 and h.const == 0 else -1
+        self.neurons.append(_Neuron(key, pre, "abs", a, lo, hi))
+        return av
+
+    def _network(self, pre_bounds: Sequence[Sequence[Interval]], perturbed: bool) -> list[_Expr]:
+        p = self.problem
+        h = list(self.x)
+        h_bounds = list(p.inputs)
+        tag = "p" if perturbed else "o"
+        n_layers = len(p.layers)
+        out: list[_Expr] = []
+        for li, (w, b) in enumerate(p.layers):
+            rw, rb = p.box.weights[li], p.box.biases[li]
+            absh: list[_Expr] = []
+            if perturbed:
+                absh = [self._abs(h[i], *h_bounds[i], (tag + "abs", li, i)) for i in range(len(h))]
+            us: list[_Expr] = []
+            for j in range(len(b)):
+                c = _Expr({}, b[j])
+                for i in range(len(h)):
+                    if w[i][j] != 0:
+                        c = c.add(h[i], w[i][j])
+                lo, hi = pre_bounds[li][j]
+                r = _Expr({}, rb[j] if perturbed else _ZERO)
+                if perturbed:
+                    for i in range(len(h)):
+                        if rw[i][j] != 0:
+                            r = r.add(absh[i], rw[i][j])
+                if not r.coef and not c.coef:  # a constant: the interval [c - r, c + r] is a bound
+                    u = self._var(max(lo, c.const - r.const), min(hi, c.const + r.const))
+                else:
+                    u = self._var(lo, hi)
+                    uv = _Expr({u: Fraction(1)})
+                    self._row(uv.add(c, Fraction(-1)).add(r, Fraction(-1)), _ZERO)  # u - c - r <= 0
+                    self._row(c.add(uv, Fraction(-1)).add(r, Fraction(-1)), _ZERO)  # c - u - r <= 0
+                us.append(_Expr({u: Fraction(1)}))
+            if perturbed:
+                self.trace.append((h, us))
+            if li == n_layers - 1:
+                out = us
+                break
+            if p.hidden_activation == "identity":
+                h, h_bounds = us, list(pre_bounds[li])
+                continue
+            h, h_bounds = [], []
+            for j, ue in enumerate(us):
+                lo, hi = pre_bounds[li][j]
+                u = next(iter(ue.coef))
+                if lo >= 0:
+                    h.append(ue)
+                elif hi <= 0:
+                    h.append(_Expr({}, _ZERO))
+                else:
+                    hv = self._var(_ZERO, hi)
+                    he = _Expr({hv: Fraction(1)})
+                    self._row(ue.add(he, Fraction(-1)), _ZERO)  # u - h <= 0
+                    s = hi / (hi - lo)
+                    self._row(he.add(ue, -s), -s * lo)  # h <= s (u - lo)
+                    self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi))
+                    h.append(he)
+                h_bounds.append((max(lo, _ZERO), max(hi, _ZERO)))
+        return out
+
+
+@dataclass
+class SearchResult:
+    """upper: certified bound on the objective (None if nothing was bounded); best: (value, witness)."""
+
+    upper: Fraction | None
+    best: tuple[Fraction, object] | None
+    complete: bool
+    nodes: int
+    reason: str
+
+
+@dataclass(order=True)
+class _Node:
+    priority: float
+    seq: int
+    phases: dict = field(compare=False)  # neuron index -> +1 / -1
+    bound: Fraction | None = field(default=None, compare=False)  # the parent's certified bound on f
+
+
+class Engine:
+    """Branch and bound with LP relaxations and exact certificates, for one problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.enc = _Encoding(problem)
+        enc = self.enc
+        n = len(enc.lo)
+        self.n = n
+        rows = enc.rows
+        self.A = np.zeros((len(rows), n))
+        self.b = np.zeros(len(rows))
+        for k, (coef, rhs) in enumerate(rows):
+            for v, c in coef.items():
+                self.A[k, v] = float(c)
+            self.b[k] = float(rhs)
+        self.lo_f = np.array([_down(v) for v in enc.lo])
+        self.hi_f = np.array([_up(v) for v in enc.hi])
+        self.seq = itertools.count()
+        self.lp_calls = 0
+
+    # -- LP ------------------------------------------------------------------
+    def _node_rows(self, phases: dict[int, int]) -> tuple[list[tuple[Lin, Fraction]], list[Fraction], list[Fraction]]:
+        """Extra rows and tightened bounds for the fixed phases."""
+        lo, hi = list(self.enc.lo), list(self.enc.hi)
+        extra: list[tuple[Lin, Fraction]] = []
+        for idx, ph in phases.items():
+            nr = self.enc.neurons[idx]
+            pre, out = nr.pre, nr.out
+            if nr.kind == "relu":
+                if ph > 0:
+                    lo[pre] = max(lo[pre], _ZERO)
+                    extra.append(({out: Fraction(1), pre: Fraction(-1)}, _ZERO))  # h - u <= 0 (so h = u)
+                else:
+                    hi[pre] = min(hi[pre], _ZERO)
+                    hi[out] = _ZERO
+            else:  # a = |u|
+                if pre < 0:
+                    continue
+                if ph > 0:
+                    lo[pre] = max(lo[pre], _ZERO)
+                    extra.append(({out: Fraction(1), pre: Fraction(-1)}, _ZERO))  # a <= u
+                else:
+                    hi[pre] = min(hi[pre], _ZERO)
+                    extra.append(({out: Fraction(1), pre: Fraction(1)}, _ZERO))  # a <= -u
+        return extra, lo, hi
+
+    def _solve_lp(self, g: Lin, guards: list[tuple[Lin, Fraction]], phases: dict[int, int]):
+        from scipy.optimize import linprog  # noqa: PLC0415
+
+        extra, lo, hi = self._node_rows(phases)
+        if any(a > b for a, b in zip(lo, hi)):
+            return "empty", None, None, None
+        more = extra + guards
+        A = self.A
+        b = self.b
+        if more:
+            A = np.vstack([A, np.array([[float(c.get(v, 0)) for v in range(self.n)] for c, _ in more])])
+            b = np.concatenate([b, [float(r) for _, r in more]])
+        bounds = list(zip([_down(v) for v in lo], [_up(v) for v in hi]))
+        c = np.zeros(self.n)
+        for v, k in g.items():
+            c[v] = -float(k)
+        self.lp_calls += 1
+        res = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+        all_rows = self.enc.rows + more
+        if res.status == 0:
+            lam = [max(0.0, -m) for m in res.ineqlin.marginals]
+            bound = self._certificate(g, lam, all_rows, lo, hi)
+            return "ok", res.x, bound, (lo, hi)
+        if res.status == 2:  # infeasible: phase one, then a Farkas-type certificate with g = 0
+            n = self.n
+            A1 = np.hstack([A, -np.ones((A.shape[0], 1))])
+            c1 = np.zeros(n + 1)
+            c1[n] = 1.0
+            r1 = linprog(c1, A_ub=A1, b_ub=b, bounds=bounds + [(0, None)], method="highs")
+            self.lp_calls += 1
+            if r1.status == 0:
+                lam = [max(0.0, -m) for m in r1.ineqlin.marginals]
+                bound = self._certificate({}, lam, all_rows, lo, hi)
+                if bound < 0:
+                    return "empty", None, None, None
+        return "fail", None, None, None
+
+    def _certificate(self, g: Lin, lam_f: Sequence[float], rows: Sequence[tuple[Lin, Fraction]],
+                     lo: Sequence[Fraction], hi: Sequence[Fraction]) -> Fraction:
+        """An exact upper bound on g.y over {y in [lo, hi] : rows}, from multipliers lam >= 0."""
+        r: dict[int, Fraction] = dict(g)
+        total = _ZERO
+        for (coef, rhs), lf in zip(rows, lam_f):
+            if lf <= 0.0:
+                continue
+            lam = _dyadic(lf)
+            total += lam * rhs
+            for v, a in coef.items():
+                r[v] = r.get(v, _ZERO) - lam * a
+        for v, rv in r.items():
+            if rv > 0:
+                total += rv * hi[v]
+            elif rv < 0:
+                total += rv * lo[v]
+        return total
+
+    # -- witnesses -------------------------------------------------------------
+    def replay(self, y: np.ndarray) -> tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]:
+        """Rebuild (x, theta') from an LP point: exact, inside the boxes by construction."""
+        p = self.problem
+        enc = self.enc
+        x = []
+        for i, (lo, hi) in enumerate(p.inputs):
+            v = enc.x_vars[i]
+            xv = lo if v is None else min(max(_dyadic(float(y[v])), lo), hi)
+            x.append(xv)
+        h: list[Fraction] = list(x)
+        layers: list[ExactLayer] = []
+        for li, (w, b) in enumerate(p.layers):
+            rw, rb = p.box.weights[li], p.box.biases[li]
+            _, us = enc.trace[li]
+            nw = [list(row) for row in w]
+            nb = list(b)
+            new_h = []
+            for j in range(len(b)):
+                c = b[j] + sum((w[i][j] * h[i] for i in range(len(h))), _ZERO)
+                r = rb[j] + sum((rw[i][j] * abs(h[i]) for i in range(len(h))), _ZERO)
+                target = _dyadic(float(y[next(iter(us[j].coef))])) if us[j].coef else c
+                t = min(max((target - c) / r, Fraction(-1)), Fraction(1)) if r > 0 else _ZERO
+                for i in range(len(h)):
+                    sgn = 1 if h[i] > 0 else -1 if h[i] < 0 else 0
+                    nw[i][j] = w[i][j] + t * rw[i][j] * sgn
+                nb[j] = b[j] + t * rb[j]
+                u = c + t * r
+                if li < len(p.layers) - 1 and p.hidden_activation == "relu":
+                    u = max(u, _ZERO)
+                new_h.append(u)
+            layers.append((nw, nb))
+            h = new_h
+        return tuple(x), tuple(layers)
+
+    # -- search -----------------------------------------------------------------
+    def search(self, g: Lin, g_const: Fraction, guards: list[tuple[Lin, Fraction]], evaluate,
+               deadline: float | None, *, strict: bool = True, tol: Fraction | None = None,
+               lower: Fraction | None = None, node_budget: int | None = None) -> SearchResult:
+        """Best-first branch and bound on f(y) = g.y + g_const over the relaxation with the guards.
+
+        Decision mode (``tol`` None): stop at the first validated point with f > 0 (>= 0 if not
+        strict); a node is pruned when its certified bound shows f <= 0 (< 0) everywhere in it.
+        Optimization mode: stop when the certified upper bound is within ``tol`` of the best
+        validated value. ``evaluate(y)`` replays an LP point exactly and returns
+        (f at the replayed point, witness) or None when the replayed point misses a guard.
+        """
+        heap = [_Node(0.0, next(self.seq), {})]
+        nodes = 0
+        best: tuple[Fraction, object] | None = None
+        closed_max: Fraction | None = None  # the largest certified bound among nodes closed by tolerance
+        low = lower
+
+        def result(complete: bool, reason: str) -> SearchResult:
+            ups = [closed_max] if closed_max is not None else []
+            if not complete:
+                if any(n.bound is None for n in heap):
+                    return SearchResult(None, best, complete, nodes, reason)
+                ups += [n.bound for n in heap]  # type: ignore[misc]
+            if best is not None:
+                ups.append(best[0])
+            upper = max(ups) if ups else None
+            return SearchResult(upper, best, complete, nodes, reason)
+
+        while heap:
+            if deadline is not None and time.monotonic() > deadline:
+                return result(False, f"timeout after {nodes} nodes")
+            if node_budget is not None and nodes >= node_budget:
+                return result(False, f"node budget of {node_budget} spent")
+            node = heapq.heappop(heap)
+            if tol is not None and low is not None and node.bound is not None and node.bound <= low + tol:
+                closed_max = max(closed_max, node.bound) if closed_max is not None else node.bound
+                continue
+            nodes += 1
+            status, y, bound, _ = self._solve_lp(g, guards, node.phases)
+            if status == "empty":
+                continue
+            if status == "fail":
+                heapq.heappush(heap, node)
+                return result(False, "the LP solver failed on a node")
+            assert bound is not None and y is not None
+            f_up = bound + g_const
+            if tol is None:
+                if f_up < 0 or (strict and f_up == 0):
+                    continue  # certified: no violation in this node
+            elif low is not None and f_up <= low + tol:
+                closed_max = max(closed_max, f_up) if closed_max is not None else f_up
+                continue
+            got = evaluate(y)
+            if got is not None:
+                val, wit = got
+                if best is None or val > best[0]:
+                    best = (val, wit)
+                if low is None or val > low:
+                    low = val
+                if tol is None and (val > 0 or (not strict and val == 0)):
+                    return result(True, f"engine: witness at node {nodes}")
+            if tol is not None and low is not None and f_up <= low + tol:
+                closed_max = max(closed_max, f_up) if closed_max is not None else f_up
+                continue
+            idx = self._branch(y, node.phases)
+            if idx is None:
+                if tol is not None:  # all phases fixed: the LP is exact up to float error
+                    closed_max = max(closed_max, f_up) if closed_max is not None else f_up
+                    continue
+                return result(False, "engine: an LP point with all phases fixed did not validate")
+            for ph in (1, -1):
+                ph_map = dict(node.phases)
+                ph_map[idx] = ph
+                heapq.heappush(heap, _Node(-float(_up(f_up)), next(self.seq), ph_map, f_up))
+        return result(True, f"engine: certified on {nodes} nodes")
+
+    def _branch(self, y: np.ndarray, phases: dict[int, int]) -> int | None:
+        best, best_gap = None, -1.0
+        for k, nr in enumerate(self.enc.neurons):
+            if k in phases or nr.pre < 0:
+                continue
+            u, o = float(y[nr.pre]), float(y[nr.out])
+            gap = o - max(u, 0.0) if nr.kind == "relu" else o - abs(u)
+            gap = max(gap, 0.0) + 1e-12 * float(nr.hi - nr.lo)
+            if gap > best_gap:
+                best, best_gap = k, gap
+        return best
+
+
+def _dyadic(f: float) -> Fraction:
+    """A float as an exact Fraction, after rounding it to 40 significant bits (smaller numbers)."""
+    if f == 0.0 or not math.isfinite(f):
+        return _ZERO
+    m, e = math.frexp(f)
+    return Fraction(round(m * (1 << 40))) * Fraction(2) ** (e - 40)
+
+
+def _down(q: Fraction) -> float:
+    f = float(q)
+    return math.nextafter(f, -math.inf) if Fraction(*f.as_integer_ratio()) > q else f
+
+
+def _up(q: Fraction) -> float:
+    f = float(q)
+    return math.nextafter(f, math.inf) if Fraction(*f.as_integer_ratio()) < q else f
+
+
+def _atom_expr(enc: _Encoding, atom: Atom) -> _Expr:
+    e = _Expr()
+    for k, c in atom.zp:
+        e = e.add(enc.zp[k], c)
+    for k, c in atom.z:
+        e = e.add(enc.z[k], c)
+    return e
+
+
+class EngineBackend:
+    """The exact engine as a backend: decides a condition by branch and bound per branch."""
+
+    name = "engine"
+
+    def unsupported(self, problem: Problem) -> str | None:
+        if problem.hidden_activation not in ("relu", "identity"):
+            return (f"the engine handles relu and identity hidden units, not {problem.hidden_activation} "
+                    "(smooth activations need dReal or envelopes)")
+        try:
+            import scipy.optimize  # noqa: F401, PLC0415
+        except ImportError:
+            return "the engine needs scipy (pip install scipy)"
+        return None
+
+    def __init__(self) -> None:
+        self._cache: tuple[int, Engine] | None = None
+
+    def engine_for(self, problem: Problem) -> Engine:
+        """One Engine (encoding and float matrices) per problem, reused across calls."""
+        if self._cache is None or self._cache[0] != id(problem) or self._cache[1].problem is not problem:
+            self._cache = (id(problem), Engine(problem))
+        return self._cache[1]
+
+    def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
+                 tol: Fraction, lower: Fraction | None, timeout: float | None) -> SearchResult:
+        """Certified max of sum(zp[k] z'_k) + sum(z[k] z_k) + const to ``tol``; the witness of
+        ``best`` is (x, theta' layers), its value exact."""
+        start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
+        eng = self.engine_for(problem)
+        enc = eng.enc
+        e = _Expr({}, const)
+        for k, c in zp.items():
+            e = e.add(enc.zp[k], c)
+        for k, c in z.items():
+            e = e.add(enc.z[k], c)
+
+        def evaluate(y: np.ndarray):
+            x, layers = eng.replay(y)
+            zpv, zv = _outputs(problem, x, layers)
+            return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers)
+
+        return eng.search(e.coef, e.const, [], evaluate, deadline, tol=tol, lower=lower)
+
+    def solve(self, problem: Problem, condition: Condition, timeout: float | None) -> CheckOutcome:
+        start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
+        eng = self.engine_for(problem)
+        enc = eng.enc
+        last_reason = ""
+        for branch in condition:
+            # the last atom is the threshold to exceed; the others are guards (<= form)
+            *guard_atoms, main = branch
+            guards = []
+            for a in guard_atoms:
+                e = _atom_expr(enc, a)
+                if a.op in ("<", "<="):
+                    guards.append((e.coef, a.const - e.const))
+                else:
+                    neg = e.scaled(Fraction(-1))
+                    guards.append((neg.coef, -a.const - neg.const))
+            e = _atom_expr(enc, main)
+            if main.op in (">", ">="):
+                g, g_const = e.coef, e.const - main.const
+            else:
+                neg = e.scaled(Fraction(-1))
+                g, g_const = neg.coef, neg.const + main.const
+            strict = main.op in (">", "<")
+
+            def evaluate(y: np.ndarray, branch: tuple[Atom, ...] = branch, g=g, g_const=g_const):
+                x, layers = eng.replay(y)
+                zp, z = _outputs(problem, x, layers)
+                if not all(_atom_holds(a, zp, z) for a in branch[:-1]):
+                    return None
+                return _lin_value(g, g_const, enc, zp, z), (x, layers)
+
+            res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict)
+            if res.best is not None and (res.best[0] > 0 or (not strict and res.best[0] == 0)):
+                x, layers = res.best[1]  # type: ignore[misc]
+                return CheckOutcome(Answer.SAT, res.reason, x, layers, False, time.monotonic() - start)
+            if not res.complete:
+                return CheckOutcome(Answer.UNKNOWN, res.reason, time_s=time.monotonic() - start)
+            reason = res.reason
+            last_reason = reason
+        return CheckOutcome(Answer.UNSAT, last_reason or "engine: unsat", time_s=time.monotonic() - start)
+
+
+def _outputs(problem: Problem, x: Sequence[Fraction], layers: Sequence[ExactLayer]) -> tuple[list[Fraction], list[Fraction]]:
+    from .exact import forward_enclosure  # noqa: PLC0415
+
+    zp = [lo for lo, _ in forward_enclosure(layers, x, problem.hidden_activation)]
+    z = [lo for lo, _ in forward_enclosure(problem.layers, x, problem.hidden_activation)]
+    return zp, z
+
+
+def _atom_holds(a: Atom, zp: Sequence[Fraction], z: Sequence[Fraction]) -> bool:
+    v = sum((c * zp[k] for k, c in a.zp), _ZERO) + sum((d * z[k] for k, d in a.z), _ZERO)
+    return {">": v > a.const, ">=": v >= a.const, "<": v < a.const, "<=": v <= a.const}[a.op]
+
+
+def _lin_value(g: Lin, g_const: Fraction, enc: _Encoding, zp: Sequence[Fraction], z: Sequence[Fraction]) -> Fraction:
+    """g.y + g_const where y's output variables take the exact outputs zp and z."""
+    val = g_const
+    index = {}
+    for k, e in enumerate(enc.zp):
+        for v in e.coef:
+            index[v] = zp[k]
+    for k, e in enumerate(enc.z):
+        for v in e.coef:
+            index[v] = z[k]
+    for v, c in g.items():
+        val += c * index[v]
+    return val
