@@ -80,3 +80,4 @@ def propagate_intervals(
         if li < len(layers) - 1:
             h = [_activate(hidden_activation, lo, hi) for lo, hi in pre]
     return LayerBounds(tuple(pre_all))
+

@@ -204,7 +204,12 @@ class Engine:
     """Branch and bound with LP relaxations and exact certificates, for one problem."""
 
     def __init__(self, problem: Problem) -> None:
+        self._setup(problem)
+
+    def _setup(self, problem: Problem) -> None:
         self.problem = problem
+        self._z_cache: dict[tuple[Fraction, ...], list[Fraction]] = {}
+        self.last_outputs: list[Fraction] = []
         self.enc = _Encoding(problem)
         enc = self.enc
         n = len(enc.lo)
@@ -220,6 +225,21 @@ class Engine:
         self.hi_f = np.array([_up(v) for v in enc.hi])
         self.seq = itertools.count()
         self.lp_calls = 0
+        # the base rows over one common denominator, for fast exact certificates in integers
+        dens = {c.denominator for coef, _ in rows for c in coef.values()} | {r.denominator for _, r in rows}
+        self.D = math.lcm(*dens) if dens else 1
+        self.int_rows = [([(v, int(c * self.D)) for v, c in coef.items()], int(rhs * self.D)) for coef, rhs in rows]
+        # float copies for the quick replay that filters LP points before the exact one
+        self.wf = [(np.array([[float(v) for v in row] for row in w]), np.array([float(v) for v in b]))
+                   for w, b in problem.layers]
+        self.ef = [(problem.box.float_weights(i), problem.box.float_biases(i)) for i in range(len(problem.layers))]
+        self.out_of: dict[int, tuple[str, int]] = {}
+        for k, e in enumerate(enc.zp):
+            for v in e.coef:
+                self.out_of[v] = ("p", k)
+        for k, e in enumerate(enc.z):
+            for v in e.coef:
+                self.out_of[v] = ("o", k)
 
     # -- LP ------------------------------------------------------------------
     def _node_rows(self, phases: dict[int, int]) -> tuple[list[tuple[Lin, Fraction]], list[Fraction], list[Fraction]]:
@@ -268,8 +288,11 @@ class Engine:
         all_rows = self.enc.rows + more
         if res.status == 0:
             lam = [max(0.0, -m) for m in res.ineqlin.marginals]
-            bound = self._certificate(g, lam, all_rows, lo, hi)
-            return "ok", res.x, bound, (lo, hi)
+
+            def certify() -> Fraction:
+                return self._certificate(g, lam, all_rows, lo, hi)
+
+            return "ok", res.x, float(-res.fun), certify
         if res.status == 2:  # infeasible: phase one, then a Farkas-type certificate with g = 0
             n = self.n
             A1 = np.hstack([A, -np.ones((A.shape[0], 1))])
@@ -286,22 +309,66 @@ class Engine:
 
     def _certificate(self, g: Lin, lam_f: Sequence[float], rows: Sequence[tuple[Lin, Fraction]],
                      lo: Sequence[Fraction], hi: Sequence[Fraction]) -> Fraction:
-        """An exact upper bound on g.y over {y in [lo, hi] : rows}, from multipliers lam >= 0."""
-        r: dict[int, Fraction] = dict(g)
-        total = _ZERO
-        for (coef, rhs), lf in zip(rows, lam_f):
+        """An exact upper bound on g.y over {y in [lo, hi] : rows}, from multipliers lam >= 0
+        (rounded to dyadic rationals; any lam >= 0 gives a valid bound). The base rows are summed
+        in integers over their common denominator, the node's extra rows in Fractions."""
+        nb = len(self.int_rows)
+        parts = [_mant_exp(lf) for lf in lam_f[:nb]]
+        shift = max((-e for m, e in parts if m), default=0)
+        shift = max(shift, 0)
+        acc: dict[int, int] = {}
+        tot = 0
+        for (m, e), (row, rhs) in zip(parts, self.int_rows):
+            if m == 0:
+                continue
+            lam = m << (e + shift)
+            tot += lam * rhs
+            for v, a in row:
+                acc[v] = acc.get(v, 0) + lam * a
+        den = self.D << shift
+        total = Fraction(tot, den)
+        r: dict[int, Fraction] = {v: -Fraction(a, den) for v, a in acc.items()}
+        for v, c in g.items():
+            r[v] = r.get(v, _ZERO) + c
+        for (coef, rhs), lf in zip(rows[nb:], lam_f[nb:]):
             if lf <= 0.0:
                 continue
-            lam = _dyadic(lf)
-            total += lam * rhs
+            lam_q = _dyadic(lf)
+            total += lam_q * rhs
             for v, a in coef.items():
-                r[v] = r.get(v, _ZERO) - lam * a
+                r[v] = r.get(v, _ZERO) - lam_q * a
         for v, rv in r.items():
             if rv > 0:
                 total += rv * hi[v]
             elif rv < 0:
                 total += rv * lo[v]
         return total
+
+    def replay_value(self, y: np.ndarray, g: Lin, g_const: Fraction) -> float:
+        """g.y + g_const at the point replayed from y, in float64 (only to filter candidates)."""
+        p = self.problem
+        x = np.array([float(lo) if v is None else min(max(float(y[v]), float(lo)), float(hi))
+                      for v, (lo, hi) in zip(self.enc.x_vars, p.inputs)])
+        h = x
+        h0 = x
+        n = len(self.wf)
+        for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
+            c = h @ w + b
+            r = np.abs(h) @ ew + eb
+            us = self.enc.trace[li][1]
+            target = np.array([float(y[next(iter(e.coef))]) if e.coef else cj for e, cj in zip(us, c)])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(r > 0, np.clip((target - c) / np.where(r > 0, r, 1.0), -1.0, 1.0), 0.0)
+            u = c + t * r
+            u0 = h0 @ w + b
+            if li < n - 1 and p.hidden_activation == "relu":
+                u, u0 = np.maximum(u, 0.0), np.maximum(u0, 0.0)
+            h, h0 = u, u0
+        val = float(g_const)
+        for v, c in g.items():
+            kind, k = self.out_of[v]
+            val += float(c) * float(h[k] if kind == "p" else h0[k])
+        return val
 
     # -- witnesses -------------------------------------------------------------
     def replay(self, y: np.ndarray) -> tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]:
@@ -336,7 +403,21 @@ class Engine:
                 new_h.append(u)
             layers.append((nw, nb))
             h = new_h
+        self.last_outputs = h  # the exact outputs z' of the replayed network
         return tuple(x), tuple(layers)
+
+    def outputs(self, x: tuple[Fraction, ...]) -> tuple[list[Fraction], list[Fraction]]:
+        """(z', z) right after ``replay(y)`` returned x: z' from the replay, z (the original
+        network at x) computed exactly and cached."""
+        z = self._z_cache.get(x)
+        if z is None:
+            from .exact import forward_enclosure  # noqa: PLC0415
+
+            z = [lo for lo, _ in forward_enclosure(self.problem.layers, x, self.problem.hidden_activation)]
+            if len(self._z_cache) > 64:
+                self._z_cache.clear()
+            self._z_cache[x] = z
+        return list(self.last_outputs), z
 
     # -- search -----------------------------------------------------------------
     def search(self, g: Lin, g_const: Fraction, guards: list[tuple[Lin, Fraction]], evaluate,
@@ -377,42 +458,56 @@ class Engine:
                 closed_max = max(closed_max, node.bound) if closed_max is not None else node.bound
                 continue
             nodes += 1
-            status, y, bound, _ = self._solve_lp(g, guards, node.phases)
+            status, y, f_float, certify = self._solve_lp(g, guards, node.phases)
             if status == "empty":
                 continue
             if status == "fail":
                 heapq.heappush(heap, node)
                 return result(False, "the LP solver failed on a node")
-            assert bound is not None and y is not None
-            f_up = bound + g_const
-            if tol is None:
-                if f_up < 0 or (strict and f_up == 0):
+            f_est = f_float + float(g_const)
+            slack = 1e-7 * (1.0 + abs(f_est))
+            cert: Fraction | None = None
+            if node.bound is None or (tol is None and f_est <= slack) or \
+                    (tol is not None and low is not None and f_est <= float(low + tol) + slack):
+                cert = certify() + g_const  # exact: f <= cert everywhere in this node
+                if tol is None and (cert < 0 or (strict and cert == 0)):
                     continue  # certified: no violation in this node
-            elif low is not None and f_up <= low + tol:
-                closed_max = max(closed_max, f_up) if closed_max is not None else f_up
-                continue
-            got = evaluate(y)
-            if got is not None:
-                val, wit = got
-                if best is None or val > best[0]:
-                    best = (val, wit)
-                if low is None or val > low:
-                    low = val
-                if tol is None and (val > 0 or (not strict and val == 0)):
-                    return result(True, f"engine: witness at node {nodes}")
-            if tol is not None and low is not None and f_up <= low + tol:
-                closed_max = max(closed_max, f_up) if closed_max is not None else f_up
-                continue
+                if tol is not None and low is not None and cert <= low + tol:
+                    closed_max = max(closed_max, cert) if closed_max is not None else cert
+                    continue
+            bound_here = cert if cert is not None else node.bound
+            threshold = 0.0 if tol is None else (float(low + tol / 4) if low is not None else -math.inf)
+            if self.replay_value(y, g, g_const) > threshold - slack:
+                got = evaluate(y)
+                if got is not None:
+                    val, wit = got
+                    if best is None or val > best[0]:
+                        best = (val, wit)
+                    if low is None or val > low:
+                        low = val
+                    if tol is None and (val > 0 or (not strict and val == 0)):
+                        return result(True, f"engine: witness at node {nodes}")
+            if tol is not None and low is not None and f_est <= float(low + tol) + slack:
+                if cert is None:
+                    cert = certify() + g_const
+                if cert <= low + tol:
+                    closed_max = max(closed_max, cert) if closed_max is not None else cert
+                    continue
+                bound_here = cert
             idx = self._branch(y, node.phases)
             if idx is None:
+                if cert is None:
+                    cert = certify() + g_const
                 if tol is not None:  # all phases fixed: the LP is exact up to float error
-                    closed_max = max(closed_max, f_up) if closed_max is not None else f_up
+                    closed_max = max(closed_max, cert) if closed_max is not None else cert
+                    continue
+                if cert < 0 or (strict and cert == 0):
                     continue
                 return result(False, "engine: an LP point with all phases fixed did not validate")
             for ph in (1, -1):
                 ph_map = dict(node.phases)
                 ph_map[idx] = ph
-                heapq.heappush(heap, _Node(-float(_up(f_up)), next(self.seq), ph_map, f_up))
+                heapq.heappush(heap, _Node(-f_est, next(self.seq), ph_map, bound_here))
         return result(True, f"engine: certified on {nodes} nodes")
 
     def _branch(self, y: np.ndarray, phases: dict[int, int]) -> int | None:
@@ -434,6 +529,14 @@ def _dyadic(f: float) -> Fraction:
         return _ZERO
     m, e = math.frexp(f)
     return Fraction(round(m * (1 << 40))) * Fraction(2) ** (e - 40)
+
+
+def _mant_exp(f: float) -> tuple[int, int]:
+    """f rounded to 40 significant bits, as (m, e) with value m * 2**e (m = 0 for f <= 0)."""
+    if not f > 0.0 or not math.isfinite(f):
+        return 0, 0
+    m, e = math.frexp(f)
+    return round(m * (1 << 40)), e - 40
 
 
 def _down(q: Fraction) -> float:
@@ -472,11 +575,13 @@ class EngineBackend:
 
     def __init__(self) -> None:
         self._cache: tuple[int, Engine] | None = None
+        self._source: Problem | None = None
 
     def engine_for(self, problem: Problem) -> Engine:
         """One Engine (encoding and float matrices) per problem, reused across calls."""
-        if self._cache is None or self._cache[0] != id(problem) or self._cache[1].problem is not problem:
+        if self._cache is None or self._cache[0] != id(problem) or self._source is not problem:
             self._cache = (id(problem), Engine(problem))
+            self._source = problem
         return self._cache[1]
 
     def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
@@ -495,7 +600,7 @@ class EngineBackend:
 
         def evaluate(y: np.ndarray):
             x, layers = eng.replay(y)
-            zpv, zv = _outputs(problem, x, layers)
+            zpv, zv = eng.outputs(x)
             return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers)
 
         return eng.search(e.coef, e.const, [], evaluate, deadline, tol=tol, lower=lower)
@@ -527,7 +632,7 @@ class EngineBackend:
 
             def evaluate(y: np.ndarray, branch: tuple[Atom, ...] = branch, g=g, g_const=g_const):
                 x, layers = eng.replay(y)
-                zp, z = _outputs(problem, x, layers)
+                zp, z = eng.outputs(x)
                 if not all(_atom_holds(a, zp, z) for a in branch[:-1]):
                     return None
                 return _lin_value(g, g_const, enc, zp, z), (x, layers)
@@ -541,14 +646,6 @@ class EngineBackend:
             reason = res.reason
             last_reason = reason
         return CheckOutcome(Answer.UNSAT, last_reason or "engine: unsat", time_s=time.monotonic() - start)
-
-
-def _outputs(problem: Problem, x: Sequence[Fraction], layers: Sequence[ExactLayer]) -> tuple[list[Fraction], list[Fraction]]:
-    from .exact import forward_enclosure  # noqa: PLC0415
-
-    zp = [lo for lo, _ in forward_enclosure(layers, x, problem.hidden_activation)]
-    z = [lo for lo, _ in forward_enclosure(problem.layers, x, problem.hidden_activation)]
-    return zp, z
 
 
 def _atom_holds(a: Atom, zp: Sequence[Fraction], z: Sequence[Fraction]) -> bool:
