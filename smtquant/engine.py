@@ -503,6 +503,7 @@ class Engine:
                     continue
                 if cert < 0 or (strict and cert == 0):
                     continue
+                heapq.heappush(heap, _Node(-f_est, next(self.seq), node.phases, cert))
                 return result(False, "engine: an LP point with all phases fixed did not validate")
             for ph in (1, -1):
                 ph_map = dict(node.phases)
@@ -585,9 +586,11 @@ class EngineBackend:
         return self._cache[1]
 
     def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
-                 tol: Fraction, lower: Fraction | None, timeout: float | None) -> SearchResult:
+                 tol: Fraction, lower: Fraction | None, timeout: float | None,
+                 z_range: tuple[int, Fraction, Fraction] | None = None) -> SearchResult:
         """Certified max of sum(zp[k] z'_k) + sum(z[k] z_k) + const to ``tol``; the witness of
-        ``best`` is (x, theta' layers), its value exact."""
+        ``best`` is (x, theta' layers), its value exact. ``z_range`` = (k, a, b) restricts the
+        original output z_k to [a, b] (an empty restriction gives upper None, complete)."""
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         eng = self.engine_for(problem)
@@ -598,12 +601,20 @@ class EngineBackend:
         for k, c in z.items():
             e = e.add(enc.z[k], c)
 
+        guards: list[tuple[Lin, Fraction]] = []
+        if z_range is not None:
+            k, a, b = z_range
+            ze = enc.z[k]
+            guards = [(ze.coef, b - ze.const), ({v: -c for v, c in ze.coef.items()}, -a + ze.const)]
+
         def evaluate(y: np.ndarray):
             x, layers = eng.replay(y)
             zpv, zv = eng.outputs(x)
+            if z_range is not None and not z_range[1] <= zv[z_range[0]] <= z_range[2]:
+                return None
             return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers)
 
-        return eng.search(e.coef, e.const, [], evaluate, deadline, tol=tol, lower=lower)
+        return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower)
 
     def solve(self, problem: Problem, condition: Condition, timeout: float | None) -> CheckOutcome:
         start = time.monotonic()

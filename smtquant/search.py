@@ -71,6 +71,9 @@ def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, p
                 prop.metric is Metric.LOGIT or net.output_activation == "identity"
                 or (q.local and uses_sigmoid_threshold(net, prop.metric))):
             best, upper, stop_reason = _quantify_by_optimization(q, optimizer, best, upper, tol)
+        elif optimizer is not None and uses_sigmoid_threshold(net, prop.metric) and not q.local and \
+                not q.unsupported():
+            best, upper, stop_reason = _quantify_pieces_by_optimization(q, optimizer, best, upper, tol, d)
         elif uses_sigmoid_threshold(net, prop.metric) and not q.local and not q.unsupported():
             best, upper, stop_reason = _quantify_pieces(q, best, upper, tol, d)
         while upper - best.deviation[0] > tol and not stop_reason:
@@ -164,28 +167,34 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
     sigmoid = uses_sigmoid_threshold(q.net, q.metric)
     ztol = 4 * tol if sigmoid else tol
     uppers: list[Fraction] = []
-    for k in range(q.net.n_outputs):
-        for s in (Fraction(1), Fraction(-1)):
-            if q.local:
-                assert q.z_point is not None
-                zp, z, const = {k: s}, {}, -s * q.z_point[k]
-            else:
-                zp, z, const = {k: s}, {k: -s}, Fraction(0)
-            if sigmoid:
-                const = Fraction(0)  # optimize z' itself
-            rem = q.remaining()
-            if rem is not None and rem <= 0:
-                return best, upper, "timeout"
-            q.solver_calls += 1
-            res = optimizer(q.problem, zp, z, const, ztol, None, rem)
-            if res.best is not None:
-                x, layers = res.best[1]
-                wit = q.validate(x, layers)
-                if wit.deviation[0] > best.deviation[0]:
-                    best = wit
-            if res.upper is None or not res.complete:
-                return best, upper, res.reason
-            uppers.append(res.upper)
+    directions = [(k, s) for k in range(q.net.n_outputs) for s in (Fraction(1), Fraction(-1))]
+    stopped = ""
+    for n_done, (k, s) in enumerate(directions):
+        if q.local:
+            assert q.z_point is not None
+            zp, z, const = {k: s}, {}, -s * q.z_point[k]
+        else:
+            zp, z, const = {k: s}, {k: -s}, Fraction(0)
+        if sigmoid:
+            const = Fraction(0)  # optimize z' itself
+        rem = q.remaining()
+        if rem is not None and rem <= 0:
+            return best, upper, "timeout"
+        # share the time left between the directions still to do, so that a search that
+        # stops early still leaves a certified (if wider) bound for every direction
+        share = None if rem is None else rem / (len(directions) - n_done)
+        q.solver_calls += 1
+        res = optimizer(q.problem, zp, z, const, ztol, None, share)
+        if res.best is not None:
+            x, layers = res.best[1]
+            wit = q.validate(x, layers)
+            if wit.deviation[0] > best.deviation[0]:
+                best = wit
+        if res.upper is None:
+            return best, upper, res.reason
+        if not res.complete:
+            stopped = res.reason
+        uppers.append(res.upper)
     if sigmoid:
         from .exact import sigmoid_bounds  # noqa: PLC0415
 
@@ -195,4 +204,66 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
         up = max(sigmoid_bounds(zmax)[1] - sigmoid_bounds(z0)[0], sigmoid_bounds(z0)[1] - sigmoid_bounds(zmin)[0])
     else:
         up = max(uppers)
-    return best, min(upper, max(up, best.deviation[0])), ""
+    return best, min(upper, max(up, best.deviation[0])), stopped
+
+
+def _sigmoid_gain_bound(delta: Fraction, a: Fraction, b: Fraction, up: bool) -> Fraction:
+    """An upper bound on max over z in [a, b] of sigma(z + delta) - sigma(z) (up) or
+    sigma(z) - sigma(z - delta) (down), for delta >= 0. Each is unimodal in z with its peak at
+    -delta/2 (up) or delta/2 (down), so the maximum is at that point clamped to [a, b]."""
+    from .exact import sigmoid_bounds  # noqa: PLC0415
+
+    if delta <= 0:
+        return Fraction(0)
+    if up:
+        z = min(max(-delta / 2, a), b)
+        return sigmoid_bounds(z + delta)[1] - sigmoid_bounds(z)[0]
+    z = min(max(delta / 2, a), b)
+    return sigmoid_bounds(z)[1] - sigmoid_bounds(z - delta)[0]
+
+
+def _quantify_pieces_by_optimization(q: Query, optimizer, best: Witness, upper: Fraction, tol: Fraction,
+                                     d: Fraction | None) -> tuple[Witness, Fraction, str]:
+    """Global confidence with a logistic output, by optimization. On a piece a <= z <= b of the
+    original output's range, the engine certifies the largest logit gaps z' - z and z - z'; as
+    sigma(z + gap) - sigma(z) grows with the gap, its maximum over [a, b] bounds D on the piece.
+    The piece with the highest bound is evaluated, or split once evaluated, until that bound is
+    within ``tol`` of the best witness."""
+    pieces: list[list] = [[a, b, upper, False] for a, b in q.initial_pieces()]  # a, b, bound on D, evaluated
+    while pieces:
+        lower = best.deviation[0]
+        top = max(pieces, key=lambda p: p[2])
+        if top[2] - lower <= tol or (d is not None and (top[2] <= d or lower > d)):
+            break
+        a, b, u, evaluated = top
+        if evaluated:
+            if b - a < MIN_PIECE:
+                return best, max(p[2] for p in pieces), "a piece of the output range narrower than 2^-40"
+            mid = (a + b) / 2
+            pieces.remove(top)
+            pieces += [[a, mid, u, False], [mid, b, u, False]]
+            continue
+        gaps: list[Fraction | None] = []
+        for s in (Fraction(1), Fraction(-1)):
+            rem = q.remaining()
+            if rem is not None and rem <= 0:
+                return best, max(p[2] for p in pieces), "timeout"
+            q.solver_calls += 1
+            # coarse first: a piece far above the best witness only needs a rough bound to be split
+            gap_tol = max(tol, (u - lower) / 2)
+            res = optimizer(q.problem, {0: s}, {0: -s}, Fraction(0), gap_tol, None, rem, (0, a, b))
+            if res.best is not None:
+                wit = q.validate(*res.best[1])
+                if wit.deviation[0] > best.deviation[0]:
+                    best = wit
+            if not res.complete:
+                return best, max(p[2] for p in pieces), res.reason
+            gaps.append(res.upper)
+        if gaps[0] is None and gaps[1] is None:  # no input in the region has z in this piece
+            pieces.remove(top)
+            continue
+        bound = max(_sigmoid_gain_bound(gaps[0] or Fraction(0), a, b, True),
+                    _sigmoid_gain_bound(gaps[1] or Fraction(0), a, b, False))
+        top[2], top[3] = min(u, bound), True
+    top_bound = max((p[2] for p in pieces), default=best.deviation[0])
+    return best, max(top_bound, best.deviation[0]), ""
