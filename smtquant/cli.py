@@ -65,9 +65,10 @@ def _add_common(p: argparse.ArgumentParser, quantifiable: bool = True) -> None:
                    help="confidence: max |p' - p| of the class probabilities (default); logit: max |z' - z| of the "
                         "output pre-activations; class: the predicted class never changes")
     p.add_argument("--solver", default="auto", metavar="NAME",
-                   help="auto (default: z3 at a fixed input, z3-direct over a region); z3: weights eliminated, "
-                        "one variable per neuron, linear arithmetic; z3-direct: one variable per parameter, as in "
-                        "the reference study; dreal: not available yet")
+                   help="auto (default: the engine where it applies, else z3); engine: exact branch and bound "
+                        "with LP relaxations and rational certificates; z3: weights eliminated, one variable per "
+                        "neuron; z3-direct: one variable per parameter, as in the reference study; dreal: not "
+                        "available yet")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="wall-clock limit per property; when it runs out the answer is unknown "
                         "(a quantification keeps the interval it has)")
