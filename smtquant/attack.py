@@ -56,7 +56,8 @@ def _forward(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], x: np.ndarr
 
 
 def _backward(ws: tuple[np.ndarray, ...], hs: list, pres: list, g: np.ndarray, act: str) -> tuple[list, list, np.ndarray]:
-    gw, gb = [None] * len(ws), [None] * len(ws)
+    gw: list = [None] * len(ws)
+    gb: list = [None] * len(ws)
     for i in range(len(ws) - 1, -1, -1):
         if i < len(ws) - 1:
             g = g * _dact(act, pres[i])

@@ -26,7 +26,7 @@ from .network import Network
 __all__ = ["ParameterBox", "InputRegion"]
 
 
-def _freeze(a: np.ndarray) -> np.ndarray:
+def _freeze(a: object) -> np.ndarray:
     a = np.array(a, dtype=np.float64)
     a.setflags(write=False)
     return a

@@ -153,7 +153,7 @@ def parse_region(text: str) -> InputRegion:
         if lo > hi:
             raise SmtquantError(f"--region dimension {i} is inverted: {bits[0].strip()} > {bits[1].strip()}.")
         pairs.append((lo, hi))
-    return InputRegion.from_pairs(pairs)
+    return InputRegion(tuple(pairs))
 
 
 def read_inputs_csv(path: str, net: Network) -> list[list[Fraction]]:

@@ -335,8 +335,8 @@ class Engine:
                 continue
             lam_q = _dyadic(lf)
             total += lam_q * rhs
-            for v, a in coef.items():
-                r[v] = r.get(v, _ZERO) - lam_q * a
+            for v, coef_v in coef.items():
+                r[v] = r.get(v, _ZERO) - lam_q * coef_v
         for v, rv in r.items():
             if rv > 0:
                 total += rv * hi[v]
@@ -650,8 +650,8 @@ class EngineBackend:
 
             res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict)
             if res.best is not None and (res.best[0] > 0 or (not strict and res.best[0] == 0)):
-                x, layers = res.best[1]  # type: ignore[misc]
-                return CheckOutcome(Answer.SAT, res.reason, x, layers, False, time.monotonic() - start)
+                x_w, layers_w = res.best[1]  # type: ignore[misc]
+                return CheckOutcome(Answer.SAT, res.reason, x_w, layers_w, False, time.monotonic() - start)
             if not res.complete:
                 return CheckOutcome(Answer.UNKNOWN, res.reason, time_s=time.monotonic() - start)
             reason = res.reason

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from .backends import get_backend
 from .backends.base import Answer
@@ -134,7 +135,7 @@ def _quantify_pieces(q: Query, best: Witness, upper: Fraction, tol: Fraction,
     A candidate that fails validation splits its piece (the threshold relaxation was too loose).
     Returns (best witness, certified upper bound, stop reason or "").
     """
-    pieces = [[a, b, upper, False] for a, b in q.initial_pieces()]  # a, b, certified upper, probed
+    pieces: list[list[Any]] = [[a, b, upper, False] for a, b in q.initial_pieces()]  # a, b, certified upper, probed
     while True:
         lower = best.deviation[0]
         top = max(pieces, key=lambda p: p[2])
@@ -229,7 +230,7 @@ def _quantify_pieces_by_optimization(q: Query, optimizer, best: Witness, upper: 
     sigma(z + gap) - sigma(z) grows with the gap, its maximum over [a, b] bounds D on the piece.
     The piece with the highest bound is evaluated, or split once evaluated, until that bound is
     within ``tol`` of the best witness."""
-    pieces: list[list] = [[a, b, upper, False] for a, b in q.initial_pieces()]  # a, b, bound on D, evaluated
+    pieces: list[list[Any]] = [[a, b, upper, False] for a, b in q.initial_pieces()]  # a, b, bound on D, evaluated
     while pieces:
         lower = best.deviation[0]
         top = max(pieces, key=lambda p: p[2])
