@@ -574,16 +574,39 @@ class EngineBackend:
             return "the engine needs scipy (pip install scipy)"
         return None
 
+    NODE_BUDGET = 40  # nodes per input sub-box before it is split (global problems)
+    MAX_SPLITS = 14  # input splits along one path at most; deeper sub-boxes search without budget
+
     def __init__(self) -> None:
-        self._cache: tuple[int, Engine] | None = None
-        self._source: Problem | None = None
+        self._cache: dict[int, tuple[Problem, Engine]] = {}
 
     def engine_for(self, problem: Problem) -> Engine:
         """One Engine (encoding and float matrices) per problem, reused across calls."""
-        if self._cache is None or self._cache[0] != id(problem) or self._source is not problem:
-            self._cache = (id(problem), Engine(problem))
-            self._source = problem
-        return self._cache[1]
+        hit = self._cache.get(id(problem))
+        if hit is None or hit[0] is not problem:
+            if len(self._cache) >= 64:
+                self._cache.clear()
+            hit = (problem, Engine(problem))
+            self._cache[id(problem)] = hit
+        return hit[1]
+
+    @staticmethod
+    def split(problem: Problem) -> list[Problem]:
+        """Halve the widest input interval; sound bounds are recomputed on each half, which
+        stabilizes neurons and tightens the relaxation (2-D inputs gain the most)."""
+        from .bounds import propagate_intervals  # noqa: PLC0415
+
+        widths = [hi - lo for lo, hi in problem.inputs]
+        i = max(range(len(widths)), key=lambda k: widths[k])
+        lo, hi = problem.inputs[i]
+        mid = (lo + hi) / 2
+        out = []
+        for part in ((lo, mid), (mid, hi)):
+            inputs = problem.inputs[:i] + (part,) + problem.inputs[i + 1:]
+            pb = propagate_intervals(problem.layers, problem.hidden_activation, inputs, problem.box)
+            ob = propagate_intervals(problem.layers, problem.hidden_activation, inputs, None)
+            out.append(Problem(problem.layers, problem.hidden_activation, problem.box, inputs, pb, ob))
+        return out
 
     def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                  tol: Fraction, lower: Fraction | None, timeout: float | None,
@@ -593,6 +616,49 @@ class EngineBackend:
         original output z_k to [a, b] (an empty restriction gives upper None, complete)."""
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
+        if problem.fixed_input:
+            return self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None)
+        # over an input region: best-first over input sub-boxes, each searched with a node budget
+        seq = itertools.count()
+        heap: list[tuple[float, int, Problem, Fraction | None, int]] = [(0.0, next(seq), problem, None, 0)]
+        closed: list[Fraction] = []
+        best: tuple[Fraction, object] | None = None
+        low = lower
+        nodes = 0
+        while heap:
+            if deadline is not None and time.monotonic() > deadline:
+                ups = [u for *_, u, _ in heap]
+                upper = None if any(u is None for u in ups) else max(closed + ups + ([best[0]] if best else []))
+                return SearchResult(upper, best, False, nodes, f"timeout after {nodes} nodes")
+            _, _, sub, sub_up, depth = heapq.heappop(heap)
+            if sub_up is not None and low is not None and sub_up <= low + tol:
+                closed.append(sub_up)
+                continue
+            budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
+            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget)
+            nodes += res.nodes
+            if res.best is not None and (best is None or res.best[0] > best[0]):
+                best = res.best
+                low = best[0] if low is None or best[0] > low else low
+            if res.complete:
+                if res.upper is not None:
+                    closed.append(res.upper)
+                continue
+            up = res.upper if res.upper is not None else sub_up
+            if res.reason.startswith("node budget"):
+                for child in self.split(sub):
+                    heapq.heappush(heap, (-float(up) if up is not None else -math.inf, next(seq), child, up, depth + 1))
+                continue
+            heapq.heappush(heap, (0.0, next(seq), sub, up, depth))
+            ups = [u for *_, u, _ in heap]
+            upper = None if any(u is None for u in ups) else max(closed + ups + ([best[0]] if best else []))
+            return SearchResult(upper, best, False, nodes, res.reason)
+        upper = max(closed + ([best[0]] if best else [])) if (closed or best) else None
+        return SearchResult(upper, best, True, nodes, f"engine: certified on {nodes} nodes")
+
+    def _maximize_box(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
+                      tol: Fraction, lower: Fraction | None, deadline: float | None,
+                      z_range: tuple[int, Fraction, Fraction] | None, budget: int | None) -> SearchResult:
         eng = self.engine_for(problem)
         enc = eng.enc
         e = _Expr({}, const)
@@ -614,11 +680,33 @@ class EngineBackend:
                 return None
             return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers)
 
-        return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower)
+        return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower, node_budget=budget)
 
     def solve(self, problem: Problem, condition: Condition, timeout: float | None) -> CheckOutcome:
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
+        if problem.fixed_input:
+            out = self._solve_box(problem, condition, deadline, None)
+            return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
+        queue: list[tuple[Problem, int]] = [(problem, 0)]
+        boxes = 0
+        while queue:
+            sub, depth = queue.pop()
+            boxes += 1
+            budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
+            out = self._solve_box(sub, condition, deadline, budget)
+            if out.answer is Answer.SAT:
+                return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
+            if out.answer is Answer.UNKNOWN:
+                if out.reason.startswith("node budget"):
+                    queue += [(child, depth + 1) for child in self.split(sub)]
+                    continue
+                return CheckOutcome(Answer.UNKNOWN, out.reason, time_s=time.monotonic() - start)
+        return CheckOutcome(Answer.UNSAT, f"engine: certified on {boxes} input boxes", time_s=time.monotonic() - start)
+
+    def _solve_box(self, problem: Problem, condition: Condition, deadline: float | None,
+                   budget: int | None) -> CheckOutcome:
+        start = time.monotonic()
         eng = self.engine_for(problem)
         enc = eng.enc
         last_reason = ""
@@ -648,7 +736,7 @@ class EngineBackend:
                     return None
                 return _lin_value(g, g_const, enc, zp, z), (x, layers)
 
-            res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict)
+            res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict, node_budget=budget)
             if res.best is not None and (res.best[0] > 0 or (not strict and res.best[0] == 0)):
                 x_w, layers_w = res.best[1]  # type: ignore[misc]
                 return CheckOutcome(Answer.SAT, res.reason, x_w, layers_w, False, time.monotonic() - start)
