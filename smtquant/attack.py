@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .boxes import ParameterBox
-from .network import Network
+from .network import Network, activate
 from .properties import Metric
 
 __all__ = ["Candidate", "attack"]
@@ -21,16 +21,6 @@ class Candidate:
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
     score: float  # float64 estimate of the deviation; not trusted
-
-
-def _act(name: str, p: np.ndarray) -> np.ndarray:
-    if name == "relu":
-        return np.maximum(p, 0.0)
-    if name == "identity":
-        return p
-    if name == "tanh":
-        return np.tanh(p)
-    return 1.0 / (1.0 + np.exp(-p))
 
 
 def _dact(name: str, p: np.ndarray) -> np.ndarray:
@@ -50,7 +40,7 @@ def _forward(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], x: np.ndarr
     for i, (w, b) in enumerate(zip(ws, bs)):
         p = h @ w + b
         pres.append(p)
-        h = _act(act, p) if i < len(ws) - 1 else p
+        h = activate(act, p) if i < len(ws) - 1 else p
         hs.append(h)
     return hs, pres
 

@@ -194,7 +194,7 @@ class Network:
         for i, layer in enumerate(self.layers):
             h = h @ layer.weights + layer.biases
             if i < len(self.layers) - 1:
-                h = _act(self.hidden_activation, h)
+                h = activate(self.hidden_activation, h)
         return h
 
     def probabilities(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -221,7 +221,8 @@ class Network:
         return f"{arch} {self.hidden_activation} -> {self.output_activation} ({self.n_parameters} parameters)"
 
 
-def _act(name: str, h: np.ndarray) -> np.ndarray:
+def activate(name: str, h: np.ndarray) -> np.ndarray:
+    """A hidden activation in float64."""
     if name == "relu":
         return np.maximum(h, 0.0)
     if name == "identity":

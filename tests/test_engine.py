@@ -3,12 +3,12 @@ closed form: one catalogue, the same statuses, overlapping certified intervals."
 
 from __future__ import annotations
 
-import itertools
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _nets import vertex_max_logit  # noqa: E402 - tests/ is on sys.path
 
 import smtquant as sq
 from smtquant.backends import get_backend
@@ -25,23 +25,6 @@ def tiny_net(seed: int, act: str, sizes: tuple[int, ...] = (2, 3, 2, 1)) -> sq.N
     ws = [rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])]
     bs = [rng.normal(size=b).round(3) for b in sizes[1:]]
     return sq.Network.from_lists(ws, bs, act, "logistic")
-
-
-def vertex_max_logit(net: sq.Network, eps: float, x: np.ndarray) -> float:
-    flat = np.concatenate([np.concatenate([l.weights.ravel(), l.biases]) for l in net.layers])
-    z = net.forward(x)[0]
-    best = 0.0
-    for signs in itertools.product((-1.0, 1.0), repeat=flat.size):
-        p = flat + eps * np.array(signs)
-        layers, k = [], 0
-        for l in net.layers:
-            w = p[k:k + l.weights.size].reshape(l.weights.shape)
-            k += l.weights.size
-            b = p[k:k + l.biases.size]
-            k += l.biases.size
-            layers.append(sq.Layer(w, b))
-        best = max(best, abs(net.with_layers(layers).forward(x)[0] - z))
-    return best
 
 
 CATALOGUE = [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _nets import vertex_max_logit  # noqa: E402 - tests/ is on sys.path
 
 import smtquant as sq
 from smtquant.backends import get_backend
@@ -125,24 +126,6 @@ def test_solver_decides_both_sides_of_the_closed_form(name: str, metric: str, so
     assert ans is Answer.UNSAT
 
 
-def brute_force_vertices(net: sq.Network, eps: float, x: np.ndarray) -> float:
-    """max |z' - z| over every vertex of the parameter box (a lower bound on the true max)."""
-    flat = np.concatenate([np.concatenate([l.weights.ravel(), l.biases]) for l in net.layers])
-    z = net.forward(x)[0]
-    best = 0.0
-    for signs in itertools.product((-1.0, 1.0), repeat=flat.size):
-        p = flat + eps * np.array(signs)
-        layers, k = [], 0
-        for l in net.layers:
-            w = p[k:k + l.weights.size].reshape(l.weights.shape)
-            k += l.weights.size
-            b = p[k:k + l.biases.size]
-            k += l.biases.size
-            layers.append(sq.Layer(w, b))
-        best = max(best, abs(net.with_layers(layers).forward(x)[0] - z))
-    return best
-
-
 def tiny_deep_net(seed: int, act: str) -> sq.Network:
     rng = np.random.default_rng(seed)
     ws = [rng.normal(size=(2, 2)).round(2), rng.normal(size=(2, 2)).round(2), rng.normal(size=(2, 1)).round(2)]
@@ -162,7 +145,7 @@ def test_two_hidden_layers_backends_agree_and_contain_brute_force(seed: int, act
         intervals.append(v.max_deviation)
     (a, b) = intervals
     assert a.lower <= b.upper and b.lower <= a.upper  # overlapping certified intervals
-    brute = brute_force_vertices(net, 0.0625, np.array(x))
+    brute = vertex_max_logit(net, 0.0625, np.array(x))
     for iv in intervals:
         assert float(iv.upper) >= brute - 1e-12
 
