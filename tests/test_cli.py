@@ -171,10 +171,17 @@ def test_ctrl_c_gives_unknown_interrupted_exit_3(tmp_path: Path) -> None:
         [sys.executable, "-m", "smtquant", "global", str(MODELS / "moons_relu_8x8.json"), "--region", "-1:2,-1:1.5",
          "--quant", "fixed:8", "--metric", "logit", "--quantify", "--tolerance", "1e-12", "--solver", "z3-direct",
          "--json", "-o", str(out_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell runs background jobs with SIGINT ignored, and Python keeps it ignored: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(4.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 3, err
     row = json.loads(out.strip().splitlines()[-1])
     assert row["status"] == "unknown" and "interrupted" in row["reason"]
