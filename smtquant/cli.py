@@ -113,6 +113,77 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--region", required=True, metavar="LO1:HI1,LO2:HI2,...", help="the input box, one lo:hi per input")
 
+    p = sub.add_parser("bits", help="the fewest bits that are proved robust",
+                       description="The fewest bits of a scheme family for which the property is proved robust, "
+                                   "with the answer one bit below (violated with a witness, or unknown). The "
+                                   "parameter boxes are nested as bits grow (the radius shrinks around the same "
+                                   "parameters), so a bisection over the widths is sound.",
+                       epilog="examples:\n  smtquant bits models/moons_relu.json --input 0.5,0.25 --delta 0.01\n"
+                              "  smtquant bits models/moons_relu_8x8.json --region -1:2,-1:1.5 --delta 0.05 "
+                              "--family int --per-layer --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="model file: smtquant .json, .skops, or .joblib/.pkl with --trust")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--input", metavar="X1,X2,...", help="local robustness at this input")
+    g.add_argument("--inputs", metavar="FILE.csv", help="local robustness at each input of a CSV file (one answer each)")
+    g.add_argument("--region", metavar="LO1:HI1,...", help="global robustness over this input box")
+    p.add_argument("--delta", metavar="D", help="bound on the deviation (required except with --metric class)")
+    p.add_argument("--family", default="fixed", choices=["fixed", "int"],
+                   help="fixed: fixed:F, F fractional bits (default); int: int:B, B-bit symmetric per tensor")
+    p.add_argument("--max-bits", type=int, default=16, metavar="N", help="the largest width tried (default 16)")
+    p.add_argument("--min-bits", type=int, metavar="N", help="the smallest width tried (default: 0 fixed, 2 int)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="also search one width per layer that minimizes the model size (parameters x stored bits) "
+                        "while staying proved robust; reported beside the uniform answer")
+    p.add_argument("--metric", default="confidence", choices=[m.value for m in Metric], help="as for local/global")
+    p.add_argument("--solver", default="auto", metavar="NAME", help="as for local/global")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="wall-clock limit per check (an unknown counts as not proved)")
+    p.add_argument("--json", action="store_true", help="one JSON object per property, with bits and quant")
+    p.add_argument("-o", "--output", metavar="FILE.jsonl", help="also append each result to this file")
+    p.add_argument("--trust", action="store_true", help="allow loading pickle/joblib files (unpickling runs code)")
+
+    p = sub.add_parser("sweep", help="many properties, resumable and parallel",
+                       description="Every combination of models x inputs (or regions) x schemes, one JSON Lines row "
+                                   "per property appended to -o as soon as it is decided. A rerun with the same "
+                                   "arguments skips the properties already in the file, so an interrupted or killed "
+                                   "sweep resumes where it stopped.",
+                       epilog="examples:\n  smtquant sweep models/moons_relu.json models/moons_linear.json "
+                              "--grid -1:2:9,-1:1.5:7 --quant fixed:2..fixed:10 --quantify -o moons.jsonl --jobs 2\n"
+                              "  smtquant sweep models/*.json --region -1:2,-1:1.5 --quant int:4..int:8 --delta 0.05 "
+                              "-o global.jsonl --scheduler tcp://10.0.0.5:8786\n"
+                              "  smtquant report moons.jsonl -o moons.html",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model files")
+    p.add_argument("--inputs", metavar="FILE.csv", help="local robustness at each input of a CSV file")
+    p.add_argument("--grid", metavar="LO:HI:N,...", help="local robustness on a grid: N evenly spaced values per input")
+    p.add_argument("--region", action="append", default=[], metavar="LO1:HI1,...",
+                   help="global robustness over this input box (repeatable)")
+    p.add_argument("--quant", action="append", required=True, metavar="SCHEMES",
+                   help="schemes, comma-separated, with ranges such as fixed:2..fixed:12 or int:4..int:8 (repeatable)")
+    p.add_argument("--delta", metavar="D", help="bound on the deviation")
+    p.add_argument("--quantify", action="store_true", help="certify the largest deviation as an interval for each property")
+    p.add_argument("--tolerance", metavar="T", help="with --quantify: interval width to reach (default 1e-6)")
+    p.add_argument("--metric", default="confidence", choices=[m.value for m in Metric], help="as for local/global")
+    p.add_argument("--solver", default="auto", metavar="NAME", help="as for local/global")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit per property")
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--jobs", type=int, default=1, metavar="N", help="run N properties at once in local processes")
+    w.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask distributed cluster (e.g. tcp://host:8786); needs pip install 'dask[distributed]'")
+    p.add_argument("-o", "--output", required=True, metavar="RESULTS.jsonl", help="the results file (appended to)")
+    p.add_argument("--retry-unknown", action="store_true", help="run again the properties whose row is unknown")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    p.add_argument("--trust", action="store_true", help="allow loading pickle/joblib files (unpickling runs code)")
+
+    p = sub.add_parser("report", help="tables and plots of a results file",
+                       description="A self-contained HTML report (plots embedded) or one PNG figure from a JSON "
+                                   "Lines results file of local/global/bits/sweep: certified deviation vs bits, "
+                                   "fewest bits per model, heat maps over the input plane, every status counted.")
+    p.add_argument("results", metavar="RESULTS.jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.html|OUT.png")
+    p.add_argument("--title", help="title of the report")
+
     p = sub.add_parser("quantize", help="write the quantized model",
                        description="Round every parameter with the scheme and write the quantized network as JSON.")
     p.add_argument("model")
@@ -271,33 +342,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise SmtquantError("give --delta D (is the deviation at most D?) or --quantify (how large can it be?).")
     if args.tolerance is not None and not args.quantify:
         raise SmtquantError("--tolerance only applies with --quantify.")
-    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
-        raise SmtquantError(f"--timeout must be a positive number of seconds. Got {args.timeout!r} instead.")
-    delta = _number(args.delta, "--delta") if args.delta is not None else None
-    if delta is not None and delta <= 0:
-        raise SmtquantError(f"--delta must be > 0. Got {args.delta!r} instead.")
+    _timeout(args)
+    delta = _delta(args)
     tolerance = _number(args.tolerance, "--tolerance") if args.tolerance is not None else Fraction(1, 10**6)
     if tolerance <= 0:
         raise SmtquantError(f"--tolerance must be > 0. Got {args.tolerance!r} instead.")
     net = load_model(args.model, trust=args.trust)
     scheme = parse_scheme(args.quant)
     box = scheme.box(net)  # reports parameters outside a fixed-point range before any solving
-    props: list[Property]
-    if args.command == "local":
-        inputs = [parse_input(args.input)] if args.input is not None else read_inputs_csv(args.inputs, net)
-        props = [LocalRobustness(x, metric) for x in inputs]
-    else:
-        props = [GlobalRobustness(parse_region(args.region), metric)]
-    for prop in props:
-        prop.check_network(net)
+    props = _props(args, net, metric)
     from .backends import get_backend  # noqa: PLC0415
     get_backend(args.solver)  # a missing or unknown solver is a usage error, before any output
-    out = None
-    if args.output:
-        try:
-            out = open(args.output, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise SmtquantError(f"{args.output}: cannot write ({exc.strerror or exc}).") from None
+    out = _open_output(args.output)
     sink = _Sink(args.json, out)
     statuses = []
     try:
@@ -322,12 +378,163 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT[aggregate(statuses)]
 
 
+def _timeout(args: argparse.Namespace) -> None:
+    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise SmtquantError(f"--timeout must be a positive number of seconds. Got {args.timeout!r} instead.")
+
+
+def _delta(args: argparse.Namespace) -> Fraction | None:
+    delta = _number(args.delta, "--delta") if args.delta is not None else None
+    if delta is not None and delta <= 0:
+        raise SmtquantError(f"--delta must be > 0. Got {args.delta!r} instead.")
+    return delta
+
+
+def _open_output(path: str | None) -> IO[str] | None:
+    if not path:
+        return None
+    try:
+        return open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise SmtquantError(f"{path}: cannot write ({exc.strerror or exc}).") from None
+
+
+def _human_bits(v: Verdict) -> str:
+    x = v.extra
+    where = _fmt_point(v.input) if v.input is not None else (
+        "[" + ", ".join(f"{float(a):.6g}:{float(b):.6g}" for a, b in (v.region or ())) + "]")
+    if x.get("bits") is None:
+        head = f"{v.property:<6}  {where}  no {x.get('family')} width up to {v.quant} proved robust: {v.status.value.upper()}"
+        if v.witness is not None and v.status is Status.VIOLATED:
+            head += f"  witness deviation {v.witness.to_json()['deviation']:.9g} at {_fmt_point(v.witness.input)}"
+        return head + f"  ({v.time_s:.2f} s)"
+    unit = "fractional bits" if x.get("family") == "fixed" else "bits"
+    lines = [f"{v.property:<6}  {where}  fewest bits: {x['bits']} {unit} ({v.quant}), ROBUST (proved)  ({v.time_s:.2f} s)"]
+    below = x.get("below")
+    if below is not None:
+        extra = ""
+        if below.get("witness"):
+            w = below["witness"]
+            extra = f", witness deviation {w['deviation']:.9g} at ({', '.join(f'{a:.6g}' for a in w['input'])})"
+        lines.append(f"        one bit below, {below['quant']}: {below['status'].upper()}{extra}")
+    else:
+        lines.append("        this is the smallest width searched")
+    pl = x.get("per_layer")
+    if pl is not None:
+        lines.append(f"        per layer: {pl['quant']} proved robust, {pl['size_bits']} bits in all "
+                     f"(uniform {pl['uniform_quant']}: {pl['uniform_size_bits']} bits)"
+                     + ("" if pl.get("locally_minimal") else "; search stopped early"))
+    return "\n".join(lines)
+
+
+def _props(args: argparse.Namespace, net: Network, metric: Metric) -> list[Property]:
+    props: list[Property]
+    if getattr(args, "region", None) is not None:
+        props = [GlobalRobustness(parse_region(args.region), metric)]
+    else:
+        inputs = [parse_input(args.input)] if args.input is not None else read_inputs_csv(args.inputs, net)
+        props = [LocalRobustness(x, metric) for x in inputs]
+    for prop in props:
+        prop.check_network(net)
+    return props
+
+
+def _cmd_bits(args: argparse.Namespace) -> int:
+    from .bits import fewest_bits  # noqa: PLC0415
+
+    metric = Metric(args.metric)
+    if metric is Metric.CLASS and args.delta is not None:
+        raise SmtquantError("--metric class decides whether the predicted class can change; it takes no --delta.")
+    if metric is not Metric.CLASS and args.delta is None:
+        raise SmtquantError("give --delta D: the fewest bits for which the deviation stays <= D.")
+    _timeout(args)
+    delta = _delta(args)
+    net = load_model(args.model, trust=args.trust)
+    props = _props(args, net, metric)
+    from .backends import get_backend  # noqa: PLC0415
+    get_backend(args.solver)
+    out = _open_output(args.output)
+
+    def progress(spec: str, v: Verdict) -> None:
+        print(f"  {spec:<12} {v.status.value:<9} ({v.time_s:.2f} s)", file=sys.stderr, flush=True)
+
+    statuses = []
+    try:
+        for prop in props:
+            v = fewest_bits(net, prop, delta, family=args.family, max_bits=args.max_bits, min_bits=args.min_bits,
+                            per_layer=args.per_layer, solver=args.solver, timeout=args.timeout, on_check=progress)
+            v = _with(v, model=args.model)
+            row = json.dumps(v.to_json())
+            print(row if args.json else _human_bits(v), flush=True)
+            if out is not None:
+                out.write(row + "\n")
+                out.flush()
+            statuses.append(v.status)
+            if v.interrupted:
+                print("interrupted: the remaining properties were not searched", file=sys.stderr)
+                break
+    finally:
+        if out is not None:
+            out.close()
+    return EXIT[aggregate(statuses)]
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import expand_schemes, grid_points, make_tasks, run_sweep  # noqa: PLC0415
+
+    metric = Metric(args.metric)
+    _timeout(args)
+    delta = _delta(args)
+    if args.inputs and args.grid:
+        raise SmtquantError("give --inputs or --grid, not both.")
+    if not (args.inputs or args.grid or args.region):
+        raise SmtquantError("give the properties: --inputs FILE.csv or --grid LO:HI:N,... (local), "
+                            "and/or --region LO:HI,... (global).")
+    if args.tolerance is not None and not args.quantify:
+        raise SmtquantError("--tolerance only applies with --quantify.")
+    tolerance = _number(args.tolerance, "--tolerance") if args.tolerance is not None else Fraction(1, 10**6)
+    if tolerance <= 0:
+        raise SmtquantError(f"--tolerance must be > 0. Got {args.tolerance!r} instead.")
+    if args.jobs < 1:
+        raise SmtquantError(f"--jobs must be at least 1. Got {args.jobs}.")
+    schemes = expand_schemes(args.quant)
+    models = [(m, load_model(m, trust=args.trust)) for m in args.models]
+    if args.grid:
+        inputs: list[list[Fraction]] = grid_points(args.grid)
+    elif args.inputs:
+        inputs = read_inputs_csv(args.inputs, models[0][1])
+    else:
+        inputs = []
+    regions = [parse_region(r) for r in args.region]
+    tasks = make_tasks(models, inputs, regions, schemes, metric=metric.value, delta=delta, quantify=args.quantify,
+                       tolerance=tolerance, solver=args.solver, timeout=args.timeout)
+    from .backends import get_backend  # noqa: PLC0415
+    get_backend(args.solver)
+    summary = run_sweep(tasks, args.output, jobs=args.jobs, scheduler=args.scheduler,
+                        retry_unknown=args.retry_unknown, progress=None if args.quiet else sys.stderr)
+    counts = ", ".join(f"{summary.counts[k]} {k}" for k in ("robust", "violated", "unknown") if summary.counts[k])
+    print(f"sweep: {summary.ran + summary.skipped} of {summary.total} properties in {args.output} "
+          f"({summary.ran} run now, {summary.skipped} from before){': ' + counts if counts else ''}"
+          + ("; interrupted, rerun the same command to resume" if summary.interrupted else ""), file=sys.stderr)
+    return EXIT[summary.status]
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report  # noqa: PLC0415
+
+    if not Path(args.results).exists():
+        raise SmtquantError(f"{args.results}: no such file.")
+    summary = build_report(args.results, args.output, title=args.title)
+    print(f"wrote {args.output}: {summary}", file=sys.stderr)
+    return 0
+
+
 def _with(v: Verdict, **changes: Any) -> Verdict:
     from dataclasses import replace  # noqa: PLC0415
     return replace(v, **changes)
 
 
-_VALUE_OPTIONS = ("--region", "--input", "--delta")
+_VALUE_OPTIONS = ("--region", "--input", "--delta", "--grid")
 
 
 def _glue_negative_values(argv: Sequence[str]) -> list[str]:
@@ -362,6 +569,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_info(args)
         if args.command == "quantize":
             return _cmd_quantize(args)
+        if args.command == "bits":
+            return _cmd_bits(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
+        if args.command == "report":
+            return _cmd_report(args)
         return _cmd_check(args)
     except SmtquantError as exc:
         print(f"smtquant {args.command}: error: {exc}", file=sys.stderr)

@@ -46,7 +46,10 @@ class Witness:
     deviation: Interval
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """Numbers as JSON floats. Witnesses are moved to doubles where that keeps them valid, so
+        the floats are usually exact; when one is not, ``exact`` repeats the witness with every
+        number as a string "numerator/denominator"."""
+        d: dict[str, Any] = {
             "input": [float(v) for v in self.input],
             "deviation": float_down(self.deviation[0]),
             "validated": True,
@@ -57,6 +60,14 @@ class Witness:
                 ]
             },
         }
+        values = [*self.input, *(v for w, b in self.layers for row in w for v in row), *(v for _, b in self.layers for v in b)]
+        if any(Fraction(float(v)) != v for v in values):
+            d["exact"] = {
+                "input": [str(v) for v in self.input],
+                "layers": [{"weights": [[str(v) for v in row] for row in w], "biases": [str(v) for v in b]}
+                           for w, b in self.layers],
+            }
+        return d
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ then the solver; every witness is re-checked by an exact forward pass before it 
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .properties import (
     Property,
     deviation_enclosure,
     parse_delta,
+    softmax_condition,
     uses_sigmoid_threshold,
     violation_condition,
 )
@@ -50,6 +52,26 @@ def resolve_box(net: Network, scheme: Scheme | ParameterBox | str) -> tuple[Para
         return scheme, scheme.label or "box"
     sch = parse_scheme(scheme) if isinstance(scheme, str) else scheme
     return sch.box(net), sch.spec
+
+
+def _clamp(v: Fraction, lo: Fraction, hi: Fraction) -> Fraction:
+    return min(max(v, lo), hi)
+
+
+def _snap(v: Fraction, lo: Fraction, hi: Fraction) -> Fraction:
+    """v clamped into [lo, hi], then moved to a double inside [lo, hi] next to it when there is
+    one: a witness whose numbers are doubles is written to JSON exactly, and re-checked from
+    there it is the same point (the deviation is computed after the move)."""
+    v = min(max(v, lo), hi)
+    if v.denominator & (v.denominator - 1) == 0 and abs(v) < 2**1000:  # dyadic: maybe a double already
+        if Fraction(float(v)) == v:
+            return v
+    f = float(v)
+    for cand in (f, math.nextafter(f, math.inf), math.nextafter(f, -math.inf)):
+        q = Fraction(cand)
+        if lo <= q <= hi and math.isfinite(cand):
+            return q
+    return v
 
 
 class Query:
@@ -97,16 +119,28 @@ class Query:
         return deviation_enclosure(self.net, self.metric, self.pb.output, self.ob.output)[1]
 
     # -- witnesses ------------------------------------------------------------
-    def validate(self, x: Sequence[Fraction], layers: Sequence[ExactLayer]) -> Witness:
-        """Clamp a candidate into the boxes and compute its deviation by an exact forward pass."""
-        xs = tuple(min(max(Fraction(v), lo), hi) for v, (lo, hi) in zip(x, self.inputs))
+    def validate(self, x: Sequence[Fraction], layers: Sequence[ExactLayer], above: Fraction | None = None) -> Witness:
+        """Clamp a candidate into the boxes and compute its deviation by an exact forward pass.
+
+        The numbers are first moved to doubles inside the boxes next to them, so that the witness
+        is written to JSON exactly; if that move would take the deviation to ``above`` or below
+        (a candidate just over a threshold), the exact rational candidate is kept instead."""
+        snapped = self._witness(x, layers, _snap)
+        if above is None or snapped.deviation[0] > above:
+            return snapped
+        exact = self._witness(x, layers, _clamp)
+        return exact if exact.deviation[0] > snapped.deviation[0] else snapped
+
+    def _witness(self, x: Sequence[Fraction], layers: Sequence[ExactLayer],
+                 fit: Callable[[Fraction, Fraction, Fraction], Fraction]) -> Witness:
+        xs = tuple(fit(Fraction(v), lo, hi) for v, (lo, hi) in zip(x, self.inputs))
         clamped: list[ExactLayer] = []
         for li, (w, b) in enumerate(layers):
             w0, b0 = self.layers[li]
             rw, rb = self.box.weights[li], self.box.biases[li]
-            cw = [[min(max(Fraction(w[i][j]), w0[i][j] - rw[i][j]), w0[i][j] + rw[i][j]) for j in range(len(b0))]
+            cw = [[fit(Fraction(w[i][j]), w0[i][j] - rw[i][j], w0[i][j] + rw[i][j]) for j in range(len(b0))]
                   for i in range(len(w0))]
-            cb = [min(max(Fraction(b[j]), b0[j] - rb[j]), b0[j] + rb[j]) for j in range(len(b0))]
+            cb = [fit(Fraction(b[j]), b0[j] - rb[j], b0[j] + rb[j]) for j in range(len(b0))]
             clamped.append((cw, cb))
         act = self.net.hidden_activation
         zp = forward_enclosure(clamped, xs, act)
@@ -134,10 +168,13 @@ class Query:
 
     # -- the decision "exists x, theta': D > t" -------------------------------
     def unsupported(self) -> str | None:
-        if self.metric is Metric.CONFIDENCE and self.net.output_activation == "softmax":
+        if self._softmax_confidence() and not getattr(self.effective_backend, "supports_softmax", False):
             return ("softmax confidence needs exp, which z3's arithmetic cannot express; "
                     "use --metric logit or --metric class (or the dReal backend once installed)")
         return self.backend.unsupported(self.problem)
+
+    def _softmax_confidence(self) -> bool:
+        return self.metric is Metric.CONFIDENCE and self.net.output_activation == "softmax"
 
     def exceeds(self, t: Fraction) -> tuple[Answer, Witness | None, str]:
         """SAT with a validated witness (D > t), UNSAT (proved D <= t), or UNKNOWN with a reason.
@@ -145,7 +182,9 @@ class Query:
         why = self.unsupported()
         if why:
             return Answer.UNKNOWN, None, why
-        if uses_sigmoid_threshold(self.net, self.metric) and not self.local:
+        if self._softmax_confidence():  # only for backends with exp (supports_softmax)
+            return self._solve(softmax_condition(self.net, t, self.z_point), t)
+        if uses_sigmoid_threshold(self.net, self.metric) and self.z_point is None:  # global, or smooth hidden units
             return self._exceeds_pieces(t)
         cond = violation_condition(self.net, self.metric, t, self.z_point)
         if cond is None:
@@ -174,7 +213,7 @@ class Query:
         if out.answer is Answer.UNKNOWN:
             return Answer.UNKNOWN, None, out.reason
         assert out.input is not None and out.layers is not None
-        wit = self.validate(out.input, out.layers)
+        wit = self.validate(out.input, out.layers, above=t)
         if wit.deviation[0] > t:
             return Answer.SAT, wit, out.reason
         note = " (the solver's algebraic values were rounded)" if out.approximate else ""
