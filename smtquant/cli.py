@@ -525,7 +525,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not Path(args.results).exists():
         raise SmtquantError(f"{args.results}: no such file.")
     summary = build_report(args.results, args.output, title=args.title)
-    print(f"wrote {args.output}: {summary}", file=sys.stderr)
+    counts = ", ".join(f"{summary.counts.get(k, 0)} {k}" for k in ("robust", "violated", "unknown"))
+    print(f"wrote {args.output}: {summary.rows} rows ({counts}), {summary.figures} figure(s), "
+          f"{summary.n_warnings} line(s) skipped", file=sys.stderr)
     return 0
 
 
