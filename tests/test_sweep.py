@@ -179,3 +179,18 @@ def test_cli_sweep_bad_usage_is_one_line_exit_2(argv: list[str], tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert not out.exists() or out.read_text() == ""
+
+
+def test_cli_sweep_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, html, png = tmp_path / "s.jsonl", tmp_path / "r.html", tmp_path / "r.png"
+    assert main(["sweep", str(MODELS / "moons_relu.json"), str(MODELS / "moons_linear.json"), "--grid", "-1:2:3,-1:1.5:3",
+                 "--quant", "fixed:3..fixed:5", "--quantify", "--tolerance", "1e-4", "-o", str(out), "--quiet"]) == 0
+    assert main(["report", str(out), "-o", str(html)]) == 0
+    assert main(["report", str(out), "-o", str(png)]) == 0
+    err = capsys.readouterr().err
+    assert "54 rows (54 robust, 0 violated, 0 unknown)" in err
+    assert html.read_text().count("data:image/png;base64,") >= 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["report", str(out), "-o", str(tmp_path / "r.pdf")]) == 2
+    assert main(["report", str(tmp_path / "missing.jsonl"), "-o", str(html)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2
