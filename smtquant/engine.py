@@ -25,6 +25,7 @@ import heapq
 import itertools
 import math
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -69,6 +70,7 @@ class _Neuron:
     out: int  # the variable index of h or a
     lo: Fraction
     hi: Fraction
+    row: int = -1  # index of its relaxation row (ReLU triangle, or chord of |u|) among the base rows
 
 
 class _Encoding:
@@ -118,7 +120,7 @@ class _Encoding:
         # chord: a <= (hi (h - lo) - lo (hi - h)) / (hi - lo) = ((hi + lo) h - 2 hi lo) / (hi - lo)
         self._row(av.add(h, -(hi + lo) / (hi - lo)), -2 * hi * lo / (hi - lo))
         pre = next(iter(h.coef)) if len(h.coef) == 1 and h.const == 0 else -1
-        self.neurons.append(_Neuron(key, pre, "abs", a, lo, hi))
+        self.neurons.append(_Neuron(key, pre, "abs", a, lo, hi, len(self.rows) - 1))
         return av
 
     def _network(self, pre_bounds: Sequence[Sequence[Interval]], perturbed: bool) -> list[_Expr]:
@@ -175,7 +177,7 @@ class _Encoding:
                     self._row(ue.add(he, Fraction(-1)), _ZERO)  # u - h <= 0
                     s = hi / (hi - lo)
                     self._row(he.add(ue, -s), -s * lo)  # h <= s (u - lo)
-                    self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi))
+                    self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi, len(self.rows) - 1))
                     h.append(he)
                 h_bounds.append((max(lo, _ZERO), max(hi, _ZERO)))
         return out
@@ -225,6 +227,8 @@ class Engine:
         self.hi_f = np.array([_up(v) for v in enc.hi])
         self.seq = itertools.count()
         self.lp_calls = 0
+        self.last_node: _NodeLP | None = None
+        self.last_lam: list[float] = []
         # the base rows over one common denominator, for fast exact certificates in integers
         dens = {c.denominator for coef, _ in rows for c in coef.values()} | {r.denominator for _, r in rows}
         self.D = math.lcm(*dens) if dens else 1
@@ -233,6 +237,28 @@ class Engine:
         self.wf = [(np.array([[float(v) for v in row] for row in w]), np.array([float(v) for v in b]))
                    for w, b in problem.layers]
         self.ef = [(problem.box.float_weights(i), problem.box.float_biases(i)) for i in range(len(problem.layers))]
+        # per-node bound tightening: the perturbed network layer by layer, in float64 rounded outward
+        self.layer_u = [[next(iter(e.coef)) for e in us] for _, us in enc.trace]
+        self.relu_at = {(nr.key[1], nr.key[2]): k for k, nr in enumerate(enc.neurons)
+                        if nr.key[0] == "p" and nr.kind == "relu"}
+        self.outward = _outward_box(problem)
+        self.x_lo_f = np.array([_down(lo) for lo, _ in problem.inputs])
+        self.x_hi_f = np.array([_up(hi) for _, hi in problem.inputs])
+        self.icpt = [_intercept(nr) for nr in enc.neurons]
+        # inputs: a double inside each interval where there is one, else the exact lower end
+        self._x_exact: list[Fraction | None] = []
+        xl, xh = [], []
+        for lo, hi in problem.inputs:
+            a, b = _up(lo), _down(hi)
+            if a <= b:
+                self._x_exact.append(None)
+                xl.append(a)
+                xh.append(b)
+            else:
+                self._x_exact.append(lo)
+                xl.append(float(lo))
+                xh.append(float(lo))
+        self._x_inward = (np.array(xl), np.array(xh))
         self.out_of: dict[int, tuple[str, int]] = {}
         for k, e in enumerate(enc.zp):
             for v in e.coef:
@@ -242,14 +268,21 @@ class Engine:
                 self.out_of[v] = ("o", k)
 
     # -- LP ------------------------------------------------------------------
-    def _node_rows(self, phases: dict[int, int]) -> tuple[list[tuple[Lin, Fraction]], list[Fraction], list[Fraction]]:
-        """Extra rows and tightened bounds for the fixed phases."""
+    def _node_rows(self, phases: dict[int, int]) -> _NodeLP | None:
+        """Extra rows and tightened bounds for the fixed phases; None if the node is empty.
+
+        Besides the phases themselves, sound interval bounds are propagated through the
+        perturbed network with the phases imposed (float64 with a rigorous rounding margin):
+        a neuron they show stable is fixed (implied), an unstable one gets a tighter triangle."""
         lo, hi = list(self.enc.lo), list(self.enc.hi)
         extra: list[tuple[Lin, Fraction]] = []
+        fixed: dict[tuple[int, int], int] = {}
         for idx, ph in phases.items():
             nr = self.enc.neurons[idx]
             pre, out = nr.pre, nr.out
             if nr.kind == "relu":
+                if nr.key[0] == "p":
+                    fixed[(nr.key[1], nr.key[2])] = ph
                 if ph > 0:
                     lo[pre] = max(lo[pre], _ZERO)
                     extra.append(({out: Fraction(1), pre: Fraction(-1)}, _ZERO))  # h - u <= 0 (so h = u)
@@ -265,12 +298,60 @@ class Engine:
                 else:
                     hi[pre] = min(hi[pre], _ZERO)
                     extra.append(({out: Fraction(1), pre: Fraction(1)}, _ZERO))  # a <= -u
-        return extra, lo, hi
+        node = _NodeLP(extra, lo, hi, set(), {})
+        if not phases:
+            return node
+        relu = self.problem.hidden_activation == "relu"
+        hl, hh = self.x_lo_f, self.x_hi_f
+        n_layers = len(self.layer_u)
+        for li in range(n_layers):
+            plo, phi = _interval_layer(hl, hh, *(m[li] for m in self.outward))
+            nl, nh = np.empty(len(plo)), np.empty(len(plo))
+            for j, u in enumerate(self.layer_u[li]):
+                a = max(float(plo[j]), self.lo_f[u])
+                b = min(float(phi[j]), self.hi_f[u])
+                ph = fixed.get((li, j))
+                if ph is not None:
+                    a, b = (max(a, 0.0), b) if ph > 0 else (a, min(b, 0.0))
+                if a > b:
+                    return None  # sound bounds with an empty range: no point of the box is in this node
+                if a > self.lo_f[u] and Fraction(a) > lo[u]:
+                    lo[u] = Fraction(a)
+                if b < self.hi_f[u] and Fraction(b) < hi[u]:
+                    hi[u] = Fraction(b)
+                nl[j], nh[j] = a, b
+                k = self.relu_at.get((li, j)) if relu and li < n_layers - 1 else None
+                if k is None or ph is not None:
+                    continue
+                nr = self.enc.neurons[k]
+                if a >= 0.0:  # implied active
+                    node.implied.add(k)
+                    extra.append(({nr.out: Fraction(1), u: Fraction(-1)}, _ZERO))
+                elif b <= 0.0:  # implied inactive
+                    node.implied.add(k)
+                    hi[nr.out] = _ZERO
+                elif a > float(nr.lo) or b < float(nr.hi):  # a tighter triangle: h <= s u + c on [a, b]
+                    s_f = b / (b - a)
+                    sq, aq, bq = Fraction(s_f), Fraction(a), Fraction(b)
+                    c = max(-sq * aq, bq - sq * bq)  # the line is >= max(u, 0) at both ends, so on [a, b]
+                    node.extra_row[k] = len(extra)
+                    extra.append(({nr.out: Fraction(1), u: -sq}, c))
+                    if bq < hi[nr.out]:
+                        hi[nr.out] = bq
+            if relu and li < n_layers - 1:
+                hl, hh = np.maximum(nl, 0.0), np.maximum(nh, 0.0)
+            else:
+                hl, hh = nl, nh
+        return node
 
     def _solve_lp(self, g: Lin, guards: list[tuple[Lin, Fraction]], phases: dict[int, int]):
         from scipy.optimize import linprog  # noqa: PLC0415
 
-        extra, lo, hi = self._node_rows(phases)
+        node = self._node_rows(phases)
+        self.last_node = node
+        if node is None:
+            return "empty", None, None, None
+        extra, lo, hi = node.extra, node.lo, node.hi
         if any(a > b for a, b in zip(lo, hi)):
             return "empty", None, None, None
         more = extra + guards
@@ -288,6 +369,7 @@ class Engine:
         all_rows = self.enc.rows + more
         if res.status == 0:
             lam = [max(0.0, -m) for m in res.ineqlin.marginals]
+            self.last_lam = lam
 
             def certify() -> Fraction:
                 return self._certificate(g, lam, all_rows, lo, hi)
@@ -372,39 +454,43 @@ class Engine:
 
     # -- witnesses -------------------------------------------------------------
     def replay(self, y: np.ndarray) -> tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]:
-        """Rebuild (x, theta') from an LP point: exact, inside the boxes by construction."""
+        """Rebuild (x, theta') from an LP point, in float64: neuron by neuron, t_j = (u_j - c_j) / r_j
+        and W'_ij = W_ij + t_j eps_ij sign(h_i). The numbers are then clipped to doubles inside
+        the boxes, so (x, theta') lies in them exactly, and its outputs are computed exactly
+        (integers over a common denominator)."""
+        from .exact import dyadic_forward, forward_enclosure  # noqa: PLC0415
+
         p = self.problem
-        enc = self.enc
-        x = []
-        for i, (lo, hi) in enumerate(p.inputs):
-            v = enc.x_vars[i]
-            xv = lo if v is None else min(max(_dyadic(float(y[v])), lo), hi)
-            x.append(xv)
-        h: list[Fraction] = list(x)
-        layers: list[ExactLayer] = []
-        for li, (w, b) in enumerate(p.layers):
-            rw, rb = p.box.weights[li], p.box.biases[li]
-            _, us = enc.trace[li]
-            nw = [list(row) for row in w]
-            nb = list(b)
-            new_h = []
-            for j in range(len(b)):
-                c = b[j] + sum((w[i][j] * h[i] for i in range(len(h))), _ZERO)
-                r = rb[j] + sum((rw[i][j] * abs(h[i]) for i in range(len(h))), _ZERO)
-                target = _dyadic(float(y[next(iter(us[j].coef))])) if us[j].coef else c
-                t = min(max((target - c) / r, Fraction(-1)), Fraction(1)) if r > 0 else _ZERO
-                for i in range(len(h)):
-                    sgn = 1 if h[i] > 0 else -1 if h[i] < 0 else 0
-                    nw[i][j] = w[i][j] + t * rw[i][j] * sgn
-                nb[j] = b[j] + t * rb[j]
-                u = c + t * r
-                if li < len(p.layers) - 1 and p.hidden_activation == "relu":
-                    u = max(u, _ZERO)
-                new_h.append(u)
-            layers.append((nw, nb))
-            h = new_h
-        self.last_outputs = h  # the exact outputs z' of the replayed network
-        return tuple(x), tuple(layers)
+        w_lo, w_hi, b_lo, b_hi = _inward_box(p)
+        x_lo, x_hi = self._x_inward
+        xf = np.array([float(lo) if v is None else float(y[v]) for v, (lo, _) in zip(self.enc.x_vars, p.inputs)])
+        xf = np.clip(xf, x_lo, x_hi)
+        h = xf
+        layers_f = []
+        n = len(self.wf)
+        for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
+            c = h @ w + b
+            r = np.abs(h) @ ew + eb
+            us = self.enc.trace[li][1]
+            target = np.array([float(y[next(iter(e.coef))]) if e.coef else cj for e, cj in zip(us, c)])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(r > 0, np.clip((target - c) / np.where(r > 0, r, 1.0), -1.0, 1.0), 0.0)
+            nw = np.clip(w + (ew * np.sign(h)[:, None]) * t[None, :], w_lo[li], w_hi[li])
+            nb = np.clip(b + t * eb, b_lo[li], b_hi[li])
+            layers_f.append((nw, nb))
+            u = h @ nw + nb
+            if li < n - 1 and p.hidden_activation == "relu":
+                u = np.maximum(u, 0.0)
+            h = u
+        x = tuple(Fraction(float(v)) if self._x_exact[i] is None else self._x_exact[i] for i, v in enumerate(xf))
+        out = dyadic_forward(layers_f, x, p.hidden_activation)  # type: ignore[arg-type]
+        if out is None:  # not reached for relu / identity; exact Fractions, never numpy scalars
+            exact = [([[Fraction(float(v)) for v in row] for row in nw], [Fraction(float(v)) for v in nb])
+                     for nw, nb in layers_f]
+            out = [lo for lo, _ in forward_enclosure(exact, x, p.hidden_activation)]
+        self.last_outputs = out  # the exact outputs z' of the replayed network
+        # theta' as float64 arrays: every entry is a double, i.e. an exact dyadic rational
+        return x, tuple(layers_f)  # type: ignore[arg-type]
 
     def outputs(self, x: tuple[Fraction, ...]) -> tuple[list[Fraction], list[Fraction]]:
         """(z', z) right after ``replay(y)`` returned x: z' from the replay, z (the original
@@ -467,15 +553,14 @@ class Engine:
             f_est = f_float + float(g_const)
             slack = 1e-7 * (1.0 + abs(f_est))
             cert: Fraction | None = None
-            if node.bound is None or (tol is None and f_est <= slack) or \
-                    (tol is not None and low is not None and f_est <= float(low + tol) + slack):
+            if node.bound is None or tol is not None or (tol is None and f_est <= slack):
                 cert = certify() + g_const  # exact: f <= cert everywhere in this node
                 if tol is None and (cert < 0 or (strict and cert == 0)):
                     continue  # certified: no violation in this node
                 if tol is not None and low is not None and cert <= low + tol:
                     closed_max = max(closed_max, cert) if closed_max is not None else cert
                     continue
-            bound_here = cert if cert is not None else node.bound
+            bound_here = cert if node.bound is None or (cert is not None and cert < node.bound) else node.bound
             threshold = 0.0 if tol is None else (float(low + tol / 4) if low is not None else -math.inf)
             if self.replay_value(y, g, g_const) > threshold - slack:
                 got = evaluate(y)
@@ -512,9 +597,28 @@ class Engine:
         return result(True, f"engine: certified on {nodes} nodes")
 
     def _branch(self, y: np.ndarray, phases: dict[int, int]) -> int | None:
+        """The neuron to split: the largest share of the LP bound owed to its relaxation (the
+        multiplier of its triangle or chord row times that row's intercept, as in BaBSR), else
+        the largest gap between the LP point and the activation."""
+        node = self.last_node
+        implied = node.implied if node is not None else set()
+        lam = self.last_lam
+        nb = len(self.enc.rows)
+        best, best_score = None, 0.0
+        for k, nr in enumerate(self.enc.neurons):
+            if k in phases or k in implied or nr.pre < 0:
+                continue
+            score = lam[nr.row] * self.icpt[k] if nr.row >= 0 else 0.0
+            if node is not None and k in node.extra_row:
+                row, rhs = node.extra[node.extra_row[k]]
+                score += lam[nb + node.extra_row[k]] * float(rhs)
+            if score > best_score:
+                best, best_score = k, score
+        if best is not None and best_score > 1e-9:
+            return best
         best, best_gap = None, -1.0
         for k, nr in enumerate(self.enc.neurons):
-            if k in phases or nr.pre < 0:
+            if k in phases or k in implied or nr.pre < 0:
                 continue
             u, o = float(y[nr.pre]), float(y[nr.out])
             gap = o - max(u, 0.0) if nr.kind == "relu" else o - abs(u)
@@ -522,6 +626,45 @@ class Engine:
             if gap > best_gap:
                 best, best_gap = k, gap
         return best
+
+
+@dataclass
+class _NodeLP:
+    extra: list[tuple[Lin, Fraction]]
+    lo: list[Fraction]
+    hi: list[Fraction]
+    implied: set[int]  # neurons whose phase the node's bounds fix
+    extra_row: dict[int, int]  # neuron -> index in extra of its tightened triangle
+
+
+def _intercept(nr: _Neuron) -> float:
+    """How far the neuron's relaxation row lies above the activation at 0: the intercept of the
+    ReLU triangle (s |lo|) or of the chord of |u| (2 hi |lo| / (hi - lo))."""
+    lo, hi = float(nr.lo), float(nr.hi)
+    if hi <= lo:
+        return 0.0
+    if nr.kind == "relu":
+        return hi * -lo / (hi - lo)
+    return 2.0 * hi * -lo / (hi - lo)
+
+
+_U = 2.0**-52  # twice the unit roundoff of float64
+
+
+def _interval_layer(hl: np.ndarray, hh: np.ndarray, wl: np.ndarray, wh: np.ndarray, bl: np.ndarray,
+                    bh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sound bounds of sum_i w_ij h_i + b_j for w in [wl, wh], h in [hl, hh], b in [bl, bh]
+    (all doubles): computed in float64, then widened by a bound on the rounding error of the
+    products and the sum ((n + 2) u sum |terms|, plus an underflow allowance)."""
+    p = (wl * hl[:, None], wl * hh[:, None], wh * hl[:, None], wh * hh[:, None])
+    mn = np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3]))
+    mx = np.maximum(np.maximum(p[0], p[1]), np.maximum(p[2], p[3]))
+    n = hl.shape[0] + 2
+    lo = mn.sum(axis=0) + bl
+    hi = mx.sum(axis=0) + bh
+    lo -= n * _U * (np.abs(mn).sum(axis=0) + np.abs(bl)) + 1e-290
+    hi += n * _U * (np.abs(mx).sum(axis=0) + np.abs(bh)) + 1e-290
+    return lo, hi
 
 
 def _dyadic(f: float) -> Fraction:
@@ -548,6 +691,47 @@ def _down(q: Fraction) -> float:
 def _up(q: Fraction) -> float:
     f = float(q)
     return math.nextafter(f, math.inf) if Fraction(*f.as_integer_ratio()) < q else f
+
+
+_INWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _inward_box(problem: Problem) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per layer, the smallest and largest doubles inside [theta - eps, theta + eps] (theta is a
+    double, so they exist), computed exactly once per parameter box."""
+    box = problem.box
+    hit = _INWARD.get(box)
+    if hit is None:
+        w_lo, w_hi, b_lo, b_hi = [], [], [], []
+        for li, (w, b) in enumerate(problem.layers):
+            rw, rb = box.weights[li], box.biases[li]
+            w_lo.append(np.array([[_up(w[i][j] - rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
+            w_hi.append(np.array([[_down(w[i][j] + rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
+            b_lo.append(np.array([_up(b[j] - rb[j]) for j in range(len(b))]))
+            b_hi.append(np.array([_down(b[j] + rb[j]) for j in range(len(b))]))
+        hit = (w_lo, w_hi, b_lo, b_hi)
+        _INWARD[box] = hit
+    return hit
+
+
+_OUTWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _outward_box(problem: Problem) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per layer, doubles below theta - eps and above theta + eps (rounded outward), once per box."""
+    box = problem.box
+    hit = _OUTWARD.get(box)
+    if hit is None:
+        w_lo, w_hi, b_lo, b_hi = [], [], [], []
+        for li, (w, b) in enumerate(problem.layers):
+            rw, rb = box.weights[li], box.biases[li]
+            w_lo.append(np.array([[_down(w[i][j] - rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
+            w_hi.append(np.array([[_up(w[i][j] + rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
+            b_lo.append(np.array([_down(b[j] - rb[j]) for j in range(len(b))]))
+            b_hi.append(np.array([_up(b[j] + rb[j]) for j in range(len(b))]))
+        hit = (w_lo, w_hi, b_lo, b_hi)
+        _OUTWARD[box] = hit
+    return hit
 
 
 def _atom_expr(enc: _Encoding, atom: Atom) -> _Expr:
