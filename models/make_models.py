@@ -78,6 +78,8 @@ TRAINED = {
     "moons_relu_8x8.json": ("moons", MLPClassifier, (8, 8), "relu", 1e-4),
     "moons_linear_8x8.json": ("moons", MLPClassifier, (8, 8), "identity", 1e-4),
     "blobs_softmax.json": ("blobs3", MLPClassifier, (6,), "relu", 1e-4),
+    "moons_logistic.json": ("moons", MLPClassifier, (8,), "logistic", 1e-2),
+    "moons_tanh.json": ("moons", MLPClassifier, (8,), "tanh", 1e-2),
     "regressor_relu.json": ("regression", MLPRegressor, (4,), "relu", 1e-4),
 }
 

@@ -7,20 +7,26 @@ from .base import Answer, Backend, CheckOutcome, Problem
 
 __all__ = ["Answer", "Backend", "CheckOutcome", "Problem", "get_backend", "BACKEND_NAMES"]
 
-BACKEND_NAMES = ("auto", "engine", "z3", "z3-direct", "dreal")
+BACKEND_NAMES = ("auto", "engine", "z3", "z3-direct", "envelope", "dreal")
 
 
 class AutoBackend:
     """The default: the exact engine (LP branch and bound with rational certificates) where it
-    applies, else z3 on the weight-eliminated encoding."""
+    applies (ReLU and identity hidden units), else z3 on the weight-eliminated encoding; for
+    smooth hidden units (tanh, logistic) dReal when it is installed, else the piecewise-linear
+    envelopes with refinement."""
 
     name = "auto"
 
-    def __init__(self, engine: Backend, fallback: Backend) -> None:
-        self.engine, self.fallback = engine, fallback
+    def __init__(self, engine: Backend, fallback: Backend, smooth: Backend | None = None) -> None:
+        self.engine, self.fallback, self.smooth = engine, fallback, smooth
 
     def pick(self, problem: Problem) -> Backend:
-        return self.engine if self.engine.unsupported(problem) is None else self.fallback
+        if self.engine.unsupported(problem) is None:
+            return self.engine
+        if self.smooth is not None and problem.hidden_activation in ("tanh", "logistic"):
+            return self.smooth
+        return self.fallback
 
     def unsupported(self, problem: Problem) -> str | None:
         return self.pick(problem).unsupported(problem)
@@ -29,8 +35,19 @@ class AutoBackend:
         return self.pick(problem).solve(problem, condition, timeout)  # type: ignore[arg-type]
 
 
-def get_backend(name: str) -> Backend:
-    """The backend called ``name``; BackendUnavailable (with an install hint) if it is missing."""
+def _smooth_backend() -> Backend:
+    from .dreal_backend import DrealBackend, dreal_available  # noqa: PLC0415
+
+    if dreal_available():
+        return DrealBackend()  # type: ignore[return-value]
+    from .envelope import EnvelopeBackend  # noqa: PLC0415
+
+    return EnvelopeBackend()  # type: ignore[return-value]
+
+
+def get_backend(name: str, *, precision: float | None = None) -> Backend:
+    """The backend called ``name``; BackendUnavailable (with an install hint) if it is missing.
+    ``precision``: dReal's delta (used by the dreal backend only; None is its default)."""
     if name == "engine":
         from ..engine import EngineBackend  # noqa: PLC0415
 
@@ -43,11 +60,19 @@ def get_backend(name: str) -> Backend:
         if name == "auto":
             from ..engine import EngineBackend  # noqa: PLC0415
 
-            return AutoBackend(EngineBackend(), Z3EliminatedBackend())
+            return AutoBackend(EngineBackend(), Z3EliminatedBackend(), _smooth_backend())
         return Z3DirectBackend() if name == "z3-direct" else Z3EliminatedBackend()
+    if name == "envelope":
+        from .envelope import EnvelopeBackend  # noqa: PLC0415
+        from .z3_backend import z3_available  # noqa: PLC0415
+
+        if not z3_available():
+            raise BackendUnavailable("solver z3 is not installed; pip install z3-solver")
+        return EnvelopeBackend()  # type: ignore[return-value]
     if name == "dreal":
-        raise BackendUnavailable(
-            "solver dreal is not available: the dReal backend is not part of this version yet "
-            "(installed solvers: z3). See README, section dReal."
-        )
+        from .dreal_backend import DrealBackend, dreal_available, install_hint  # noqa: PLC0415
+
+        if not dreal_available():
+            raise BackendUnavailable(install_hint())
+        return DrealBackend(precision)
     raise PropertyError(f"--solver must be one of {', '.join(BACKEND_NAMES)}. Got {name!r} instead.")
