@@ -67,11 +67,15 @@ def _add_common(p: argparse.ArgumentParser, quantifiable: bool = True) -> None:
     p.add_argument("--solver", default="auto", metavar="NAME",
                    help="auto (default: the engine where it applies, else z3); engine: exact branch and bound "
                         "with LP relaxations and rational certificates; z3: weights eliminated, one variable per "
-                        "neuron; z3-direct: one variable per parameter, as in the reference study; dreal: not "
-                        "available yet")
+                        "neuron; z3-direct: one variable per parameter, as in the reference study; envelope: "
+                        "piecewise-linear envelopes of tanh/logistic units with refinement (z3); dreal: dReal "
+                        "(tanh, logistic, softmax natively; needs pip install dreal and libibex, see README)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="wall-clock limit per property; when it runs out the answer is unknown "
                         "(a quantification keeps the interval it has)")
+    p.add_argument("--precision", type=float, metavar="DELTA",
+                   help="with --solver dreal: dReal's precision delta (default 1e-3); its delta-sat answers are "
+                        "re-checked exactly, so this trades speed for fewer unknowns, never soundness")
     p.add_argument("--json", action="store_true", help="print one JSON object per property (JSON Lines) on stdout")
     p.add_argument("-o", "--output", metavar="FILE.jsonl",
                    help="also append each result as a JSON line to this file, flushed as it is decided")
@@ -343,6 +347,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.tolerance is not None and not args.quantify:
         raise SmtquantError("--tolerance only applies with --quantify.")
     _timeout(args)
+    if args.precision is not None:
+        if args.solver != "dreal":
+            raise SmtquantError("--precision sets dReal's delta; it needs --solver dreal.")
+        if not (args.precision > 0 and math.isfinite(args.precision)):
+            raise SmtquantError(f"--precision must be a positive number. Got {args.precision!r} instead.")
     delta = _delta(args)
     tolerance = _number(args.tolerance, "--tolerance") if args.tolerance is not None else Fraction(1, 10**6)
     if tolerance <= 0:
@@ -361,9 +370,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
             t0 = time.monotonic()
             if args.quantify:
                 v = quantify(net, box, prop, delta=delta, tolerance=tolerance, solver=args.solver,
-                             timeout=args.timeout)
+                             timeout=args.timeout, precision=args.precision)
             else:
-                v = check(net, box, prop, delta, solver=args.solver, timeout=args.timeout)
+                v = check(net, box, prop, delta, solver=args.solver, timeout=args.timeout, precision=args.precision)
             v = _with(v, model=args.model, quant=scheme.spec)
             sink.emit(v)
             statuses.append(v.status)

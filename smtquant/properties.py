@@ -29,6 +29,8 @@ __all__ = [
     "violation_condition",
     "parse_delta",
     "uses_sigmoid_threshold",
+    "SoftmaxCondition",
+    "softmax_condition",
 ]
 
 
@@ -284,3 +286,23 @@ def _class_condition(net: Network, z_point: Sequence[Fraction] | None) -> Condit
             if k != c:  # argmax z'(x) != c because z'_k beats z'_c
                 branches.append(guard + (Atom(((k, _ONE), (c, _MINUS)), (), ">=" if k < c else ">", zero),))
     return tuple(branches)
+
+
+# --------------------------------------------------------------------------- softmax confidence
+
+@dataclass(frozen=True)
+class SoftmaxCondition:
+    """exists k: |softmax(z')_k - softmax(z)_k| > t. Not linear in the outputs: only backends with
+    ``supports_softmax = True`` (they have exp) accept it. A logistic output (one unit) is the
+    softmax of the logits (0, z), i.e. |sigma(z') - sigma(z)| > t. ``z_point``: the exact original
+    outputs (local, piecewise-linear network); None when z is symbolic (global, or smooth hidden units)."""
+
+    t: Fraction
+    z_point: tuple[Fraction, ...] | None
+
+
+def softmax_condition(net: Network, t: Fraction, z_point: Sequence[Fraction] | None) -> SoftmaxCondition:
+    """The violation condition "D > t" of the confidence metric on a softmax (or logistic) output."""
+    if net.output_activation not in ("softmax", "logistic"):
+        raise ValueError("softmax_condition is for softmax and logistic outputs; use violation_condition")
+    return SoftmaxCondition(Fraction(t), None if z_point is None else tuple(Fraction(v) for v in z_point))

@@ -35,7 +35,7 @@ def _tolerance(value: float | Fraction | str) -> Fraction:
 
 def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property, *,
              delta: float | Fraction | str | None = None, tolerance: float | Fraction | str = DEFAULT_TOLERANCE,
-             solver: str = "auto", timeout: float | None = None) -> Verdict:
+             solver: str = "auto", timeout: float | None = None, precision: float | None = None) -> Verdict:
     """The certified interval [lower, upper] on max D, to ``tolerance`` or until ``timeout``
     (a stopped search still reports the interval it has).
 
@@ -50,7 +50,7 @@ def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, p
         raise PropertyError("--quantify needs a numeric metric (confidence or logit); the class metric is yes/no.")
     d = parse_delta(delta) if delta is not None else None
     tol = _tolerance(tolerance)
-    backend = get_backend(solver)
+    backend = get_backend(solver, precision=precision)
     deadline = None if timeout is None else start + float(timeout)
     q = Query(net, box, prop, backend, deadline)
     base = dict(property=prop.kind, metric=prop.metric.value, quant=spec, model=path, solver=q.solver_name, delta=d,

@@ -182,7 +182,9 @@ class Query:
         why = self.unsupported()
         if why:
             return Answer.UNKNOWN, None, why
-        if self._softmax_confidence():  # only for backends with exp (supports_softmax)
+        if self._softmax_confidence() or (uses_sigmoid_threshold(self.net, self.metric) and self.z_point is None
+                                          and getattr(self.effective_backend, "supports_softmax", False)):
+            # a backend with exp (supports_softmax) takes softmax, and the sigmoid on both sides, natively
             return self._solve(softmax_condition(self.net, t, self.z_point), t)
         if uses_sigmoid_threshold(self.net, self.metric) and self.z_point is None:  # global, or smooth hidden units
             return self._exceeds_pieces(t)
@@ -216,7 +218,7 @@ class Query:
         wit = self.validate(out.input, out.layers, above=t)
         if wit.deviation[0] > t:
             return Answer.SAT, wit, out.reason
-        note = " (the solver's algebraic values were rounded)" if out.approximate else ""
+        note = " (the candidate was rebuilt from approximate solver values)" if out.approximate else ""
         return (Answer.UNKNOWN, wit,
                 f"the solver's candidate did not validate: its exact deviation lies in "
                 f"[{float(wit.deviation[0]):.17g}, {float(wit.deviation[1]):.17g}], not above {float(t):.17g}{note}")
@@ -272,11 +274,13 @@ class Query:
 
 
 def check(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property,
-          delta: float | Fraction | str | None, *, solver: str = "auto", timeout: float | None = None) -> Verdict:
+          delta: float | Fraction | str | None, *, solver: str = "auto", timeout: float | None = None,
+          precision: float | None = None) -> Verdict:
     """Decide the property "max D <= delta" over the parameter box of ``scheme``.
 
     robust only from a sound bound or an UNSAT answer; violated only with a witness re-checked
     exactly; unknown otherwise (timeout, solver unknown, unsupported activation, interrupt).
+    ``precision`` is dReal's delta (``solver="dreal"`` only).
     """
     start = time.monotonic()
     net, path = resolve_model(model)
@@ -290,7 +294,7 @@ def check(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop
         if delta is None:
             raise PropertyError("--delta is required (or use --quantify).")
         d = parse_delta(delta)
-    backend = get_backend(solver)
+    backend = get_backend(solver, precision=precision)
     deadline = None if timeout is None else start + float(timeout)
     q = Query(net, box, prop, backend, deadline)
     base = dict(property=prop.kind, metric=metric.value, quant=spec, model=path, solver=q.solver_name,
