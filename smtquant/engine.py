@@ -245,6 +245,8 @@ class Engine:
         self.x_lo_f = np.array([_down(lo) for lo, _ in problem.inputs])
         self.x_hi_f = np.array([_up(hi) for _, hi in problem.inputs])
         self.icpt = [_intercept(nr) for nr in enc.neurons]
+        self.abs_of = {nr.pre: k for k, nr in enumerate(enc.neurons) if nr.key[0] == "pabs" and nr.kind == "abs"
+                       and nr.pre >= 0 and nr.pre not in enc.x_vars}
         # inputs: a double inside each interval where there is one, else the exact lower end
         self._x_exact: list[Fraction | None] = []
         xl, xh = [], []
@@ -276,13 +278,13 @@ class Engine:
         a neuron they show stable is fixed (implied), an unstable one gets a tighter triangle."""
         lo, hi = list(self.enc.lo), list(self.enc.hi)
         extra: list[tuple[Lin, Fraction]] = []
-        fixed: dict[tuple[int, int], int] = {}
+        fixed: dict[int, int] = {}  # variable -> sign fixed by a phase (perturbed network)
         for idx, ph in phases.items():
             nr = self.enc.neurons[idx]
             pre, out = nr.pre, nr.out
+            if nr.key[0] in ("p", "pabs") and pre >= 0:
+                fixed[pre] = ph
             if nr.kind == "relu":
-                if nr.key[0] == "p":
-                    fixed[(nr.key[1], nr.key[2])] = ph
                 if ph > 0:
                     lo[pre] = max(lo[pre], _ZERO)
                     extra.append(({out: Fraction(1), pre: Fraction(-1)}, _ZERO))  # h - u <= 0 (so h = u)
@@ -302,7 +304,13 @@ class Engine:
         if not phases:
             return node
         relu = self.problem.hidden_activation == "relu"
-        hl, hh = self.x_lo_f, self.x_hi_f
+        hl, hh = self.x_lo_f.copy(), self.x_hi_f.copy()
+        for i, v in enumerate(self.enc.x_vars):  # inputs whose sign a phase fixed
+            if v is not None and v in fixed:
+                if fixed[v] > 0:
+                    hl[i] = max(hl[i], 0.0)
+                else:
+                    hh[i] = min(hh[i], 0.0)
         n_layers = len(self.layer_u)
         for li in range(n_layers):
             plo, phi = _interval_layer(hl, hh, *(m[li] for m in self.outward))
@@ -310,7 +318,7 @@ class Engine:
             for j, u in enumerate(self.layer_u[li]):
                 a = max(float(plo[j]), self.lo_f[u])
                 b = min(float(phi[j]), self.hi_f[u])
-                ph = fixed.get((li, j))
+                ph = fixed.get(u)
                 if ph is not None:
                     a, b = (max(a, 0.0), b) if ph > 0 else (a, min(b, 0.0))
                 if a > b:
@@ -320,6 +328,9 @@ class Engine:
                 if b < self.hi_f[u] and Fraction(b) < hi[u]:
                     hi[u] = Fraction(b)
                 nl[j], nh[j] = a, b
+                ka = self.abs_of.get(u)  # |u| feeds the next layer (identity hidden units)
+                if ka is not None and ph is None:
+                    self._tighten_abs(node, ka, u, a, b)
                 k = self.relu_at.get((li, j)) if relu and li < n_layers - 1 else None
                 if k is None or ph is not None:
                     continue
@@ -343,6 +354,25 @@ class Engine:
             else:
                 hl, hh = nl, nh
         return node
+
+    def _tighten_abs(self, node: _NodeLP, k: int, u: int, a: float, b: float) -> None:
+        """The neuron a = |u| under the node's bounds a <= u <= b: implied sign, or a tighter chord."""
+        nr = self.enc.neurons[k]
+        if a >= 0.0:
+            node.implied.add(k)
+            node.extra.append(({nr.out: Fraction(1), u: Fraction(-1)}, _ZERO))  # |u| <= u
+        elif b <= 0.0:
+            node.implied.add(k)
+            node.extra.append(({nr.out: Fraction(1), u: Fraction(1)}, _ZERO))  # |u| <= -u
+        elif a > float(nr.lo) or b < float(nr.hi):
+            m = Fraction((a + b) / (b - a))  # the chord's slope, rounded; the intercept makes it safe
+            aq, bq = Fraction(a), Fraction(b)
+            c = max(-aq - m * aq, bq - m * bq)  # the line m u + c is >= |u| at both ends, so on [a, b]
+            node.extra_row[k] = len(node.extra)
+            node.extra.append(({nr.out: Fraction(1), u: -m}, c))
+            top = max(-aq, bq)
+            if top < node.hi[nr.out]:
+                node.hi[nr.out] = top
 
     def _solve_lp(self, g: Lin, guards: list[tuple[Lin, Fraction]], phases: dict[int, int]):
         from scipy.optimize import linprog  # noqa: PLC0415
