@@ -185,7 +185,7 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
         # stops early still leaves a certified (if wider) bound for every direction
         share = None if rem is None else rem / (len(directions) - n_done)
         q.solver_calls += 1
-        res = optimizer(q.problem, zp, z, const, ztol, None, share)
+        res = optimizer(q.problem, zp, z, const, ztol, _direction_value(q, best, zp, z, const), share)
         if res.best is not None:
             x, layers = res.best[1]
             wit = q.validate(x, layers)
@@ -206,6 +206,21 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
     else:
         up = max(uppers)
     return best, min(upper, max(up, best.deviation[0])), stopped
+
+
+def _direction_value(q: Query, wit: Witness, zp: dict[int, Fraction], z: dict[int, Fraction],
+                     const: Fraction) -> Fraction | None:
+    """The objective sum(zp[k] z'_k) + sum(z[k] z_k) + const at a validated witness: a value the
+    optimizer need not beat by more than the tolerance (piecewise-linear networks only)."""
+    from .exact import dyadic_forward  # noqa: PLC0415
+
+    act = q.net.hidden_activation
+    zpv = dyadic_forward(wit.layers, wit.input, act)
+    zv = dyadic_forward(q.layers, wit.input, act)
+    if zpv is None or zv is None:
+        return None
+    return const + sum((c * zpv[k] for k, c in zp.items()), Fraction(0)) + sum((c * zv[k] for k, c in z.items()),
+                                                                              Fraction(0))
 
 
 def _sigmoid_gain_bound(delta: Fraction, a: Fraction, b: Fraction, up: bool) -> Fraction:
