@@ -75,7 +75,8 @@ def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, p
         elif optimizer is not None and uses_sigmoid_threshold(net, prop.metric) and not q.local and \
                 not q.unsupported():
             best, upper, stop_reason = _quantify_pieces_by_optimization(q, optimizer, best, upper, tol, d)
-        elif uses_sigmoid_threshold(net, prop.metric) and not q.local and not q.unsupported():
+        elif uses_sigmoid_threshold(net, prop.metric) and not q.local and not q.unsupported() and \
+                not getattr(q.effective_backend, "supports_softmax", False):  # dReal takes the sigmoid natively
             best, upper, stop_reason = _quantify_pieces(q, best, upper, tol, d)
         while upper - best.deviation[0] > tol and not stop_reason:
             if d is not None and (upper <= d or best.deviation[0] > d):
