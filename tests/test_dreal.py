@@ -20,6 +20,7 @@ import pytest
 import smtquant as sq
 from smtquant.backends import Answer, get_backend
 from smtquant.backends import dreal_backend as db
+from smtquant.backends.z3_backend import Z3EliminatedBackend
 from smtquant.cli import main
 from smtquant.exact import exact_layers, forward_enclosure
 from smtquant.properties import GlobalRobustness, LocalRobustness, Metric, deviation_enclosure, softmax_condition
@@ -96,14 +97,17 @@ TWIN_LOCAL = [(0.5, 0.25), (-0.5, 0.5), (1.5, -0.25)]
 
 @needs_dreal
 @pytest.mark.parametrize("model", [RELU, LINEAR])
-def test_twins_local_agree_with_engine(model: str) -> None:
+def test_twins_local_agree_with_engine_and_z3(model: str) -> None:
     decided = total = 0
     for quant, x in itertools.product(("fixed:4", "fixed:6", "fixed:8"), TWIN_LOCAL):
         prop = LocalRobustness(x)
         v = quantify(model, quant, prop, solver="engine", timeout=20)  # the engine's certified interval
         lo, hi = v.max_deviation.lower, v.max_deviation.upper
         q = query(model, quant, prop)
+        qz = Query(q.net, q.box, prop, Z3EliminatedBackend(), time.monotonic() + 20)  # type: ignore[arg-type]
         for t, engine in ((lo * Fraction(97, 100), "violated"), (hi * Fraction(103, 100), "robust")):
+            ans_z3 = qz.exceeds(t)[0]  # z3 on the same threshold, asked directly (no bound, no attack)
+            assert ans_z3 is (Answer.SAT if engine == "violated" else Answer.UNSAT), (model, quant, x, float(t))
             got = decide(q, t)
             total += 1
             if got != "unknown":
@@ -122,6 +126,19 @@ def test_twins_global_agree_with_engine(model: str, quant: str) -> None:
     got = [decide(q, lo * Fraction(97, 100)), decide(q, hi * Fraction(103, 100))]
     assert got[0] in ("violated", "unknown") and got[1] in ("robust", "unknown")
     assert got != ["unknown", "unknown"]
+
+
+@needs_dreal
+@pytest.mark.parametrize("name", ["moons_logistic", "moons_tanh"])
+def test_shipped_smooth_models_decided(name: str) -> None:
+    """The shipped logistic- and tanh-hidden models: dReal's answers on both sides of the certified
+    interval (the interval bound is exact for one hidden layer at a fixed input)."""
+    path = str(MODELS / f"{name}.json")
+    prop = LocalRobustness((0.5, 0.25), "logit")
+    q = query(path, "fixed:6", prop, timeout=20)
+    hi = q.upper_bound()
+    assert decide(q, hi * Fraction(101, 100)) == "robust"
+    assert decide(q, hi * Fraction(9, 10)) == "violated"
 
 
 @needs_dreal
