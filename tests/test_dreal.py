@@ -20,6 +20,7 @@ import pytest
 import smtquant as sq
 from smtquant.backends import Answer, get_backend
 from smtquant.backends import dreal_backend as db
+from smtquant.backends.envelope import EnvelopeBackend
 from smtquant.backends.z3_backend import Z3EliminatedBackend
 from smtquant.cli import main
 from smtquant.exact import exact_layers, forward_enclosure
@@ -130,7 +131,7 @@ def test_twins_global_agree_with_engine(model: str, quant: str) -> None:
 
 @needs_dreal
 @pytest.mark.parametrize("name", ["moons_logistic", "moons_tanh"])
-def test_shipped_smooth_models_decided(name: str) -> None:
+def test_shipped_smooth_models_decided_by_dreal_and_envelopes(name: str) -> None:
     """The shipped logistic- and tanh-hidden models: dReal's answers on both sides of the certified
     interval (the interval bound is exact for one hidden layer at a fixed input)."""
     path = str(MODELS / f"{name}.json")
@@ -139,6 +140,10 @@ def test_shipped_smooth_models_decided(name: str) -> None:
     hi = q.upper_bound()
     assert decide(q, hi * Fraction(101, 100)) == "robust"
     assert decide(q, hi * Fraction(9, 10)) == "violated"
+    # the piecewise-linear envelopes (no dReal) give the same answers on the same thresholds
+    qe = Query(q.net, q.box, prop, EnvelopeBackend(), time.monotonic() + 20)  # type: ignore[arg-type]
+    assert qe.exceeds(hi * Fraction(101, 100))[0] is Answer.UNSAT
+    assert qe.exceeds(hi * Fraction(9, 10))[0] is Answer.SAT
 
 
 @needs_dreal
