@@ -241,7 +241,7 @@ class Engine:
         self.layer_u = [[next(iter(e.coef)) for e in us] for _, us in enc.trace]
         self.relu_at = {(nr.key[1], nr.key[2]): k for k, nr in enumerate(enc.neurons)
                         if nr.key[0] == "p" and nr.kind == "relu"}
-        self.outward = _outward_box(problem)
+        self.outward = _box_bounds(problem, inward=False)
         self.x_lo_f = np.array([_down(lo) for lo, _ in problem.inputs])
         self.x_hi_f = np.array([_up(hi) for _, hi in problem.inputs])
         self.icpt = [_intercept(nr) for nr in enc.neurons]
@@ -491,7 +491,7 @@ class Engine:
         from .exact import dyadic_forward, forward_enclosure  # noqa: PLC0415
 
         p = self.problem
-        w_lo, w_hi, b_lo, b_hi = _inward_box(p)
+        w_lo, w_hi, b_lo, b_hi = _box_bounds(p, inward=True)
         x_lo, x_hi = self._x_inward
         xf = np.array([float(lo) if v is None else float(y[v]) for v, (lo, _) in zip(self.enc.x_vars, p.inputs)])
         xf = np.clip(xf, x_lo, x_hi)
@@ -723,44 +723,28 @@ def _up(q: Fraction) -> float:
     return math.nextafter(f, math.inf) if Fraction(*f.as_integer_ratio()) < q else f
 
 
-_INWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BoxArrays = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]
+_BOX_BOUNDS: dict[bool, weakref.WeakKeyDictionary] = {True: weakref.WeakKeyDictionary(),
+                                                      False: weakref.WeakKeyDictionary()}
 
 
-def _inward_box(problem: Problem) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Per layer, the smallest and largest doubles inside [theta - eps, theta + eps] (theta is a
-    double, so they exist), computed exactly once per parameter box."""
+def _box_bounds(problem: Problem, inward: bool) -> _BoxArrays:
+    """Per layer, (w_lo, w_hi, b_lo, b_hi) as doubles for [theta - eps, theta + eps], computed exactly
+    once per parameter box: inward, the smallest and largest doubles inside it (theta is a double,
+    so they exist); outward, doubles below and above its ends."""
     box = problem.box
-    hit = _INWARD.get(box)
+    hit = _BOX_BOUNDS[inward].get(box)
     if hit is None:
+        low, high = (_up, _down) if inward else (_down, _up)
         w_lo, w_hi, b_lo, b_hi = [], [], [], []
         for li, (w, b) in enumerate(problem.layers):
             rw, rb = box.weights[li], box.biases[li]
-            w_lo.append(np.array([[_up(w[i][j] - rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
-            w_hi.append(np.array([[_down(w[i][j] + rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
-            b_lo.append(np.array([_up(b[j] - rb[j]) for j in range(len(b))]))
-            b_hi.append(np.array([_down(b[j] + rb[j]) for j in range(len(b))]))
+            w_lo.append(np.array([[low(w[i][j] - rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
+            w_hi.append(np.array([[high(w[i][j] + rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
+            b_lo.append(np.array([low(b[j] - rb[j]) for j in range(len(b))]))
+            b_hi.append(np.array([high(b[j] + rb[j]) for j in range(len(b))]))
         hit = (w_lo, w_hi, b_lo, b_hi)
-        _INWARD[box] = hit
-    return hit
-
-
-_OUTWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _outward_box(problem: Problem) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Per layer, doubles below theta - eps and above theta + eps (rounded outward), once per box."""
-    box = problem.box
-    hit = _OUTWARD.get(box)
-    if hit is None:
-        w_lo, w_hi, b_lo, b_hi = [], [], [], []
-        for li, (w, b) in enumerate(problem.layers):
-            rw, rb = box.weights[li], box.biases[li]
-            w_lo.append(np.array([[_down(w[i][j] - rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
-            w_hi.append(np.array([[_up(w[i][j] + rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
-            b_lo.append(np.array([_down(b[j] - rb[j]) for j in range(len(b))]))
-            b_hi.append(np.array([_up(b[j] + rb[j]) for j in range(len(b))]))
-        hit = (w_lo, w_hi, b_lo, b_hi)
-        _OUTWARD[box] = hit
+        _BOX_BOUNDS[inward][box] = hit
     return hit
 
 
