@@ -30,7 +30,7 @@ from smtquant.verify import Query, resolve_box, resolve_model
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 RELU, LINEAR, SOFTMAX = (str(MODELS / n) for n in ("moons_relu.json", "moons_linear.json", "blobs_softmax.json"))
-SKIP_REASON = "dReal not installed (needs libibex.so): see README, section dReal"
+SKIP_REASON = "dReal not installed (needs libibex.so): see README, section 'Smooth activations and dReal'"
 
 
 def needs_dreal(fn):  # type: ignore[no-untyped-def]

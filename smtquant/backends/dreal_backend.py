@@ -76,7 +76,7 @@ def install_hint() -> str:
     else:  # the wheel is there but its native libraries are not found (usually libibex.so)
         why = f"cannot be loaded ({err.split(': ', 1)[-1]})"
     return (f"solver dreal {why}: pip install dreal, build its IBEX with scripts/build_ibex.sh and "
-            "put that lib directory on LD_LIBRARY_PATH (see README, section dReal)")
+            "put that lib directory on LD_LIBRARY_PATH (see README, section 'Smooth activations and dReal')")
 
 
 def _require() -> Any:
