@@ -456,6 +456,18 @@ class Engine:
                 total += rv * lo[v]
         return total
 
+    def _layer_t(self, y: np.ndarray, li: int, h: np.ndarray, w: np.ndarray, b: np.ndarray, ew: np.ndarray,
+                 eb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For inputs h of layer li: centres c = W.h + b, radii r = eps.|h| + eps_b, and the
+        position t in [-1, 1] of the LP's pre-activations u = c + t r (float64, a proposal)."""
+        c = h @ w + b
+        r = np.abs(h) @ ew + eb
+        us = self.enc.trace[li][1]
+        target = np.array([float(y[next(iter(e.coef))]) if e.coef else cj for e, cj in zip(us, c)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(r > 0, np.clip((target - c) / np.where(r > 0, r, 1.0), -1.0, 1.0), 0.0)
+        return c, r, t
+
     def replay_value(self, y: np.ndarray, g: Lin, g_const: Fraction) -> float:
         """g.y + g_const at the point replayed from y, in float64 (only to filter candidates)."""
         p = self.problem
@@ -465,12 +477,7 @@ class Engine:
         h0 = x
         n = len(self.wf)
         for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
-            c = h @ w + b
-            r = np.abs(h) @ ew + eb
-            us = self.enc.trace[li][1]
-            target = np.array([float(y[next(iter(e.coef))]) if e.coef else cj for e, cj in zip(us, c)])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(r > 0, np.clip((target - c) / np.where(r > 0, r, 1.0), -1.0, 1.0), 0.0)
+            c, r, t = self._layer_t(y, li, h, w, b, ew, eb)
             u = c + t * r
             u0 = h0 @ w + b
             if li < n - 1 and p.hidden_activation == "relu":
@@ -499,12 +506,7 @@ class Engine:
         layers_f = []
         n = len(self.wf)
         for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
-            c = h @ w + b
-            r = np.abs(h) @ ew + eb
-            us = self.enc.trace[li][1]
-            target = np.array([float(y[next(iter(e.coef))]) if e.coef else cj for e, cj in zip(us, c)])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(r > 0, np.clip((target - c) / np.where(r > 0, r, 1.0), -1.0, 1.0), 0.0)
+            c, r, t = self._layer_t(y, li, h, w, b, ew, eb)
             nw = np.clip(w + (ew * np.sign(h)[:, None]) * t[None, :], w_lo[li], w_hi[li])
             nb = np.clip(b + t * eb, b_lo[li], b_hi[li])
             layers_f.append((nw, nb))
