@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -286,12 +286,12 @@ def _human(v: Verdict) -> str:
 class _Sink:
     """Writes each verdict as it is decided: stdout (JSON Lines or a line of text) and -o FILE."""
 
-    def __init__(self, as_json: bool, out: IO[str] | None) -> None:
-        self.as_json, self.out = as_json, out
+    def __init__(self, as_json: bool, out: IO[str] | None, human: Callable[[Verdict], str] | None = None) -> None:
+        self.as_json, self.out, self.human = as_json, out, human or _human
 
     def emit(self, v: Verdict) -> None:
         row = json.dumps(v.to_json())
-        print(row if self.as_json else _human(v), flush=True)
+        print(row if self.as_json else self.human(v), flush=True)
         if self.out is not None:
             self.out.write(row + "\n")
             self.out.flush()
@@ -463,6 +463,7 @@ def _cmd_bits(args: argparse.Namespace) -> int:
     from .backends import get_backend  # noqa: PLC0415
     get_backend(args.solver)
     out = _open_output(args.output)
+    sink = _Sink(args.json, out, _human_bits)
 
     def progress(spec: str, v: Verdict) -> None:
         print(f"  {spec:<12} {v.status.value:<9} ({v.time_s:.2f} s)", file=sys.stderr, flush=True)
@@ -472,12 +473,7 @@ def _cmd_bits(args: argparse.Namespace) -> int:
         for prop in props:
             v = fewest_bits(net, prop, delta, family=args.family, max_bits=args.max_bits, min_bits=args.min_bits,
                             per_layer=args.per_layer, solver=args.solver, timeout=args.timeout, on_check=progress)
-            v = _with(v, model=args.model)
-            row = json.dumps(v.to_json())
-            print(row if args.json else _human_bits(v), flush=True)
-            if out is not None:
-                out.write(row + "\n")
-                out.flush()
+            sink.emit(_with(v, model=args.model))
             statuses.append(v.status)
             if v.interrupted:
                 print("interrupted: the remaining properties were not searched", file=sys.stderr)
