@@ -118,7 +118,8 @@ class _Encoding:
         self._row(h.add(av, Fraction(-1)), _ZERO)  # h - a <= 0
         self._row(h.scaled(Fraction(-1)).add(av, Fraction(-1)), _ZERO)  # -h - a <= 0
         # chord: a <= (hi (h - lo) - lo (hi - h)) / (hi - lo) = ((hi + lo) h - 2 hi lo) / (hi - lo)
-        self._row(av.add(h, -(hi + lo) / (hi - lo)), -2 * hi * lo / (hi - lo))
+        m, c = _upper_line((hi + lo) / (hi - lo), lo, hi, -lo, hi)
+        self._row(av.add(h, -m), c)
         pre = next(iter(h.coef)) if len(h.coef) == 1 and h.const == 0 else -1
         self.neurons.append(_Neuron(key, pre, "abs", a, lo, hi, len(self.rows) - 1))
         return av
@@ -175,12 +176,20 @@ class _Encoding:
                     hv = self._var(_ZERO, hi)
                     he = _Expr({hv: Fraction(1)})
                     self._row(ue.add(he, Fraction(-1)), _ZERO)  # u - h <= 0
-                    s = hi / (hi - lo)
-                    self._row(he.add(ue, -s), -s * lo)  # h <= s (u - lo)
+                    s, c = _upper_line(hi / (hi - lo), lo, hi, _ZERO, hi)
+                    self._row(he.add(ue, -s), c)  # h <= s u + c, the triangle's upper side (rounded safely)
                     self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi, len(self.rows) - 1))
                     h.append(he)
                 h_bounds.append((max(lo, _ZERO), max(hi, _ZERO)))
         return out
+
+
+def _upper_line(slope: Fraction, lo: Fraction, hi: Fraction, f_lo: Fraction, f_hi: Fraction) -> tuple[Fraction, Fraction]:
+    """A line m u + c above a convex f on [lo, hi] given f(lo), f(hi): m is the slope rounded to a
+    double, c (a double too) makes the line >= f at both ends, hence on all of [lo, hi]. Dyadic
+    coefficients keep the rows' common denominator small (fast exact certificates)."""
+    m = Fraction(float(slope))
+    return m, Fraction(_up(max(f_lo - m * lo, f_hi - m * hi)))
 
 
 @dataclass
@@ -232,7 +241,9 @@ class Engine:
         # the base rows over one common denominator, for fast exact certificates in integers
         dens = {c.denominator for coef, _ in rows for c in coef.values()} | {r.denominator for _, r in rows}
         self.D = math.lcm(*dens) if dens else 1
-        self.int_rows = [([(v, int(c * self.D)) for v, c in coef.items()], int(rhs * self.D)) for coef, rhs in rows]
+        D = self.D
+        self.int_rows = [([(v, c.numerator * (D // c.denominator)) for v, c in coef.items()],
+                          rhs.numerator * (D // rhs.denominator)) for coef, rhs in rows]
         # float copies for the quick replay that filters LP points before the exact one
         self.wf = [(np.array([[float(v) for v in row] for row in w]), np.array([float(v) for v in b]))
                    for w, b in problem.layers]
