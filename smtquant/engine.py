@@ -33,6 +33,7 @@ from fractions import Fraction
 import numpy as np
 
 from .backends.base import Answer, CheckOutcome, Problem
+from .bounds import LayerBounds
 from .exact import ExactLayer, Interval
 from .properties import Atom, Condition
 
@@ -761,6 +762,66 @@ def _box_bounds(problem: Problem, inward: bool) -> _BoxArrays:
     return hit
 
 
+_CENTRE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _float_bounds(problem: Problem, inputs: Sequence[Interval], perturbed: bool) -> LayerBounds:
+    """Sound pre-activation bounds over ``inputs`` (and the box when ``perturbed``), by float64
+    interval propagation with a rigorous rounding margin; as exact Fractions of those doubles."""
+    if perturbed:
+        wl, wh, bl, bh = _box_bounds(problem, inward=False)
+    else:
+        hit = _CENTRE.get(problem.box)
+        if hit is None:
+            ws = [np.array([[float(v) for v in row] for row in w]) for w, _ in problem.layers]
+            bs = [np.array([float(v) for v in b]) for _, b in problem.layers]
+            hit = (ws, bs)
+            _CENTRE[problem.box] = hit
+        wl, bl = hit
+        wh, bh = wl, bl
+    hl = np.array([_down(lo) for lo, _ in inputs])
+    hh = np.array([_up(hi) for _, hi in inputs])
+    pre = []
+    n = len(problem.layers)
+    for li in range(n):
+        lo, hi = _interval_layer(hl, hh, wl[li], wh[li], bl[li], bh[li])
+        pre.append(tuple((Fraction(float(a)), Fraction(float(b))) for a, b in zip(lo, hi)))
+        if li < n - 1:
+            if problem.hidden_activation == "relu":
+                lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+            hl, hh = lo, hi
+    return LayerBounds(tuple(pre))
+
+
+def _lin_upper(terms: Sequence[tuple[Fraction, Interval]]) -> Fraction:
+    return sum((c * (hi if c > 0 else lo) for c, (lo, hi) in terms), Fraction(0))
+
+
+def _output_bound(problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction) -> Fraction:
+    """An upper bound on sum(zp[k] z'_k) + sum(z[k] z_k) + const over the problem's box, from its
+    output intervals (z' and z treated independently, so sound for any coupling)."""
+    pz, oz = problem.perturbed_bounds.output, problem.original_bounds.output
+    return const + _lin_upper([(c, pz[k]) for k, c in zp.items()] + [(c, oz[k]) for k, c in z.items()])
+
+
+def _condition_possible(problem: Problem, condition: Condition) -> bool:
+    """False when the output intervals show that no branch of the condition can hold in the box."""
+    pz, oz = problem.perturbed_bounds.output, problem.original_bounds.output
+    for branch in condition:
+        ok = True
+        for a in branch:
+            terms = [(c, pz[k]) for k, c in a.zp] + [(d, oz[k]) for k, d in a.z]
+            up = _lin_upper(terms)
+            down = -_lin_upper([(-c, iv) for c, iv in terms])
+            if (a.op == ">" and up <= a.const) or (a.op == ">=" and up < a.const) or \
+                    (a.op == "<" and down >= a.const) or (a.op == "<=" and down > a.const):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
 def _atom_expr(enc: _Encoding, atom: Atom) -> _Expr:
     e = _Expr()
     for k, c in atom.zp:
@@ -787,6 +848,7 @@ class EngineBackend:
 
     NODE_BUDGET = 40  # nodes per input sub-box before it is split (global problems)
     MAX_SPLITS = 14  # input splits along one path at most; deeper sub-boxes search without budget
+    CHEAP_SPLITS = 10  # splits of a decision query that interval bounds alone justify (no LP), along one path
 
     def __init__(self) -> None:
         self._cache: dict[int, tuple[Problem, Engine]] = {}
@@ -803,10 +865,9 @@ class EngineBackend:
 
     @staticmethod
     def split(problem: Problem) -> list[Problem]:
-        """Halve the widest input interval; sound bounds are recomputed on each half, which
-        stabilizes neurons and tightens the relaxation (2-D inputs gain the most)."""
-        from .bounds import propagate_intervals  # noqa: PLC0415
-
+        """Halve the widest input interval; sound bounds are recomputed on each half (float64
+        interval propagation with a rigorous rounding margin), which stabilizes neurons and
+        tightens the relaxation (2-D inputs gain the most)."""
         widths = [hi - lo for lo, hi in problem.inputs]
         i = max(range(len(widths)), key=lambda k: widths[k])
         lo, hi = problem.inputs[i]
@@ -814,8 +875,8 @@ class EngineBackend:
         out = []
         for part in ((lo, mid), (mid, hi)):
             inputs = problem.inputs[:i] + (part,) + problem.inputs[i + 1:]
-            pb = propagate_intervals(problem.layers, problem.hidden_activation, inputs, problem.box)
-            ob = propagate_intervals(problem.layers, problem.hidden_activation, inputs, None)
+            pb = _float_bounds(problem, inputs, perturbed=True)
+            ob = _float_bounds(problem, inputs, perturbed=False)
             out.append(Problem(problem.layers, problem.hidden_activation, problem.box, inputs, pb, ob))
         return out
 
@@ -842,7 +903,10 @@ class EngineBackend:
                 upper = None if any(u is None for u in ups) else max(closed + ups + ([best[0]] if best else []))
                 return SearchResult(upper, best, False, nodes, f"timeout after {nodes} nodes")
             _, _, sub, sub_up, depth = heapq.heappop(heap)
-            if sub_up is not None and low is not None and sub_up <= low + tol:
+            fb = _output_bound(sub, zp, z, const)  # a sound bound from the box's interval bounds
+            if sub_up is None or fb < sub_up:
+                sub_up = fb
+            if low is not None and sub_up <= low + tol:
                 closed.append(sub_up)
                 continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
@@ -904,6 +968,15 @@ class EngineBackend:
         while queue:
             sub, depth = queue.pop()
             boxes += 1
+            if deadline is not None and time.monotonic() > deadline:
+                return CheckOutcome(Answer.UNKNOWN, f"timeout after {boxes} input boxes", time_s=time.monotonic() - start)
+            if not _condition_possible(sub, condition):
+                continue  # the box's interval bounds rule every branch out
+            if depth < self.CHEAP_SPLITS:
+                children = self.split(sub)
+                if not all(_condition_possible(c, condition) for c in children):
+                    queue += [(child, depth + 1) for child in children]  # cheap progress: no LP needed
+                    continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
             out = self._solve_box(sub, condition, deadline, budget)
             if out.answer is Answer.SAT:
