@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
 import time
 import weakref
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from .backends.base import Answer, CheckOutcome, Problem
 from .bounds import LayerBounds
 from .exact import ExactLayer, Interval
 from .properties import Atom, Condition
+from .zonotope import Zonotope, affine_bounds, centre_arrays
 
 __all__ = ["Engine", "EngineBackend"]
 
@@ -94,8 +96,11 @@ class _Encoding:
                 v = self._var(lo, hi)
                 self.x.append(_Expr({v: Fraction(1)}))
                 self.x_vars.append(v)
+        self.layer_e: dict[bool, list[tuple[list[_Expr], list[_Expr]]]] = {True: [], False: []}
         self.zp = self._network(problem.perturbed_bounds.pre, perturbed=True)
         self.z = self._network(problem.original_bounds.pre, perturbed=False)
+        if problem.diff_bounds is not None and not problem.fixed_input:
+            self._diff_rows(problem.diff_bounds.pre)
 
     def _var(self, lo: Fraction, hi: Fraction) -> int:
         self.lo.append(lo)
@@ -139,16 +144,11 @@ class _Encoding:
                 absh = [self._abs(h[i], *h_bounds[i], (tag + "abs", li, i)) for i in range(len(h))]
             us: list[_Expr] = []
             for j in range(len(b)):
-                c = _Expr({}, b[j])
-                for i in range(len(h)):
-                    if w[i][j] != 0:
-                        c = c.add(h[i], w[i][j])
+                c = _lincomb([(h[i], w[i][j]) for i in range(len(h))], b[j])
                 lo, hi = pre_bounds[li][j]
                 r = _Expr({}, rb[j] if perturbed else _ZERO)
                 if perturbed:
-                    for i in range(len(h)):
-                        if rw[i][j] != 0:
-                            r = r.add(absh[i], rw[i][j])
+                    r = _lincomb([(absh[i], rw[i][j]) for i in range(len(h))], rb[j])
                 if not r.coef and not c.coef:  # a constant: the interval [c - r, c + r] is a bound
                     u = self._var(max(lo, c.const - r.const), min(hi, c.const + r.const))
                 else:
@@ -161,9 +161,11 @@ class _Encoding:
                 self.trace.append((h, us))
             if li == n_layers - 1:
                 out = us
+                self.layer_e[perturbed].append((us, []))
                 break
             if p.hidden_activation == "identity":
                 h, h_bounds = us, list(pre_bounds[li])
+                self.layer_e[perturbed].append((us, us))
                 continue
             h, h_bounds = [], []
             for j, ue in enumerate(us):
@@ -182,7 +184,45 @@ class _Encoding:
                     self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi, len(self.rows) - 1))
                     h.append(he)
                 h_bounds.append((max(lo, _ZERO), max(hi, _ZERO)))
+            self.layer_e[perturbed].append((us, h))
         return out
+
+    def _diff_rows(self, diff: Sequence[Sequence[Interval]]) -> None:
+        """Rows coupling the two networks through sound bounds [dl, dh] on d = u' - u (one input x
+        for both): dl <= d <= dh, and for ReLU, g = relu(u') - relu(u) lies between min(d, 0) and
+        max(d, 0), relaxed by the lines above max(d, 0) and max(-d, 0) on [dl, dh]."""
+        for (us_p, hs_p), (us_o, hs_o), bounds in zip(self.layer_e[True], self.layer_e[False], diff):
+            for j, (dl, dh) in enumerate(bounds):
+                d = us_p[j].add(us_o[j], Fraction(-1))
+                if not d.coef:
+                    continue
+                self._row(d, dh)
+                self._row(d.scaled(Fraction(-1)), -dl)
+                if not hs_p or hs_p is us_p or dl >= dh:
+                    continue
+                g = hs_p[j].add(hs_o[j], Fraction(-1))
+                if not g.coef or g.coef == d.coef:
+                    continue
+                span = dh - dl
+                m, c = _upper_line((max(dh, _ZERO) - max(dl, _ZERO)) / span, dl, dh, max(dl, _ZERO), max(dh, _ZERO))
+                self._row(g.add(d, -m), c)  # g <= max(d, 0) <= m d + c
+                m, c = _upper_line((max(-dh, _ZERO) - max(-dl, _ZERO)) / span, dl, dh, max(-dl, _ZERO), max(-dh, _ZERO))
+                self._row(g.scaled(Fraction(-1)).add(d, -m), c)  # -g <= max(-d, 0) <= m d + c
+
+
+def _lincomb(terms: Sequence[tuple[_Expr, Fraction]], const: Fraction) -> _Expr:
+    """sum(s * e) + const, accumulated in one dictionary."""
+    coef: Lin = {}
+    for e, s in terms:
+        if s == 0:
+            continue
+        if e.const:
+            const += e.const * s
+        for k, v in e.coef.items():
+            t = s if v == 1 else v * s
+            prev = coef.get(k)
+            coef[k] = t if prev is None else prev + t
+    return _Expr(coef, const)
 
 
 def _upper_line(slope: Fraction, lo: Fraction, hi: Fraction, f_lo: Fraction, f_hi: Fraction) -> tuple[Fraction, Fraction]:
@@ -235,6 +275,7 @@ class Engine:
             self.b[k] = float(rhs)
         self.lo_f = np.array([_down(v) for v in enc.lo])
         self.hi_f = np.array([_up(v) for v in enc.hi])
+        self.warm = _WarmLP.create(self.A, self.b, self.lo_f, self.hi_f)
         self.seq = itertools.count()
         self.lp_calls = 0
         self.last_node: _NodeLP | None = None
@@ -397,18 +438,31 @@ class Engine:
         if any(a > b for a, b in zip(lo, hi)):
             return "empty", None, None, None
         more = extra + guards
+        lo_f = np.array([_down(v) for v in lo])
+        hi_f = np.array([_up(v) for v in hi])
+        c = np.zeros(self.n)
+        for v, k in g.items():
+            c[v] = -float(k)
+        self.lp_calls += 1
+        all_rows = self.enc.rows + more
+        if self.warm is not None:
+            got = self.warm.solve(c, lo_f, hi_f, more)
+            if got is not None:  # optimal; anything else goes to linprog below
+                x, duals, fun = got
+                lam = [max(0.0, -m) for m in duals]
+                self.last_lam = lam
+
+                def certify_warm() -> Fraction:
+                    return self._certificate(g, lam, all_rows, lo, hi)
+
+                return "ok", x, float(-fun), certify_warm
         A = self.A
         b = self.b
         if more:
             A = np.vstack([A, np.array([[float(c.get(v, 0)) for v in range(self.n)] for c, _ in more])])
             b = np.concatenate([b, [float(r) for _, r in more]])
-        bounds = list(zip([_down(v) for v in lo], [_up(v) for v in hi]))
-        c = np.zeros(self.n)
-        for v, k in g.items():
-            c[v] = -float(k)
-        self.lp_calls += 1
+        bounds = list(zip(lo_f, hi_f))
         res = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
-        all_rows = self.enc.rows + more
         if res.status == 0:
             lam = [max(0.0, -m) for m in res.ineqlin.marginals]
             self.last_lam = lam
@@ -672,6 +726,71 @@ class Engine:
         return best
 
 
+class _WarmLP:
+    """The base rows loaded once into HiGHS (the copy bundled with scipy); every node changes the
+    objective and the column bounds, adds its extra rows, and re-solves from the previous basis
+    (dual simplex warm start), then drops the extra rows again. Only proposes: the caller
+    certifies every bound exactly."""
+
+    def __init__(self, core, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.core = core
+        h = core._Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")
+        m, n = A.shape
+        lp = core.HighsLp()
+        lp.num_col_, lp.num_row_ = n, m
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_, lp.col_upper_ = lo.copy(), hi.copy()
+        lp.row_lower_ = np.full(m, -core.kHighsInf)
+        lp.row_upper_ = b.copy()
+        rows, cols = np.nonzero(A)
+        lp.a_matrix_.format_ = core.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = np.searchsorted(rows, np.arange(m + 1)).astype(np.int32)
+        lp.a_matrix_.index_ = cols.astype(np.int32)
+        lp.a_matrix_.value_ = A[rows, cols]
+        lp.a_matrix_.num_row_, lp.a_matrix_.num_col_ = m, n
+        h.passModel(lp)
+        self.h, self.m, self.n = h, m, n
+        self.cols = np.arange(n, dtype=np.int32)
+
+    @classmethod
+    def create(cls, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _WarmLP | None:
+        if os.environ.get("SMTQUANT_LP") == "linprog":
+            return None
+        try:
+            from scipy.optimize._highspy import _core  # noqa: PLC0415
+            return cls(_core, A, b, lo, hi)
+        except Exception:  # noqa: BLE001 - an older scipy: every LP goes through linprog
+            return None
+
+    def solve(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, more: Sequence[tuple[Lin, Fraction]]):
+        """(x, row duals, objective) if HiGHS reports optimal, else None."""
+        h, core = self.h, self.core
+        h.changeColsCost(self.n, self.cols, c)
+        h.changeColsBounds(self.n, self.cols, lo, hi)
+        k = len(more)
+        if k:
+            starts, idx, vals = [], [], []
+            for coef, _ in more:
+                starts.append(len(idx))
+                for v, a in coef.items():
+                    if a != 0:
+                        idx.append(v)
+                        vals.append(float(a))
+            h.addRows(k, np.full(k, -core.kHighsInf), np.array([float(r) for _, r in more]), len(idx),
+                      np.array(starts, dtype=np.int32), np.array(idx, dtype=np.int32), np.array(vals))
+        try:
+            h.run()
+            if h.getModelStatus() != core.HighsModelStatus.kOptimal:
+                return None
+            sol = h.getSolution()
+            return np.array(sol.col_value), np.array(sol.row_dual), h.getInfo().objective_function_value
+        finally:
+            if k:
+                h.deleteRows(k, np.arange(self.m, self.m + k, dtype=np.int32))
+
+
 @dataclass
 class _NodeLP:
     extra: list[tuple[Lin, Fraction]]
@@ -738,31 +857,47 @@ def _up(q: Fraction) -> float:
 
 
 _BoxArrays = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]
-_BOX_BOUNDS: dict[bool, weakref.WeakKeyDictionary] = {True: weakref.WeakKeyDictionary(),
-                                                      False: weakref.WeakKeyDictionary()}
+_BOX_BOUNDS: dict[tuple[bool, bool], weakref.WeakKeyDictionary] = {}
 
 
-def _box_bounds(problem: Problem, inward: bool) -> _BoxArrays:
+def _box_bounds(problem: Problem, inward: bool, radius: bool = True) -> _BoxArrays:
     """Per layer, (w_lo, w_hi, b_lo, b_hi) as doubles for [theta - eps, theta + eps], computed exactly
     once per parameter box: inward, the smallest and largest doubles inside it (theta is a double,
-    so they exist); outward, doubles below and above its ends."""
+    so they exist); outward, doubles below and above its ends. ``radius=False``: eps = 0."""
     box = problem.box
-    hit = _BOX_BOUNDS[inward].get(box)
+    cache = _BOX_BOUNDS.setdefault((inward, radius), weakref.WeakKeyDictionary())
+    hit = cache.get(box)
     if hit is None:
         low, high = (_up, _down) if inward else (_down, _up)
         w_lo, w_hi, b_lo, b_hi = [], [], [], []
         for li, (w, b) in enumerate(problem.layers):
-            rw, rb = box.weights[li], box.biases[li]
+            rw = box.weights[li] if radius else [[_ZERO] * len(b) for _ in w]
+            rb = box.biases[li] if radius else [_ZERO] * len(b)
             w_lo.append(np.array([[low(w[i][j] - rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
             w_hi.append(np.array([[high(w[i][j] + rw[i][j]) for j in range(len(b))] for i in range(len(w))]))
             b_lo.append(np.array([low(b[j] - rb[j]) for j in range(len(b))]))
             b_hi.append(np.array([high(b[j] + rb[j]) for j in range(len(b))]))
         hit = (w_lo, w_hi, b_lo, b_hi)
-        _BOX_BOUNDS[inward][box] = hit
+        cache[box] = hit
     return hit
 
 
 _CENTRE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _centre(problem: Problem) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    """The unperturbed parameters as float64 arrays (once per box), and whether they are exact."""
+    hit = _CENTRE.get(problem.box)
+    if hit is None:
+        got = centre_arrays(problem.layers)
+        if got is None:
+            ws = [np.array([[float(v) for v in row] for row in w]) for w, _ in problem.layers]
+            bs = [np.array([float(v) for v in b]) for _, b in problem.layers]
+            hit = (ws, bs, False)
+        else:
+            hit = (got[0], got[1], True)
+        _CENTRE[problem.box] = hit
+    return hit  # type: ignore[no-any-return]
 
 
 def _float_bounds(problem: Problem, inputs: Sequence[Interval], perturbed: bool) -> LayerBounds:
@@ -771,14 +906,11 @@ def _float_bounds(problem: Problem, inputs: Sequence[Interval], perturbed: bool)
     if perturbed:
         wl, wh, bl, bh = _box_bounds(problem, inward=False)
     else:
-        hit = _CENTRE.get(problem.box)
-        if hit is None:
-            ws = [np.array([[float(v) for v in row] for row in w]) for w, _ in problem.layers]
-            bs = [np.array([float(v) for v in b]) for _, b in problem.layers]
-            hit = (ws, bs)
-            _CENTRE[problem.box] = hit
-        wl, bl = hit
-        wh, bh = wl, bl
+        wl, bl, exact = _centre(problem)
+        if not exact:  # parameters that are not doubles: their outward-rounded box of radius 0
+            wl, wh, bl, bh = _box_bounds(problem, inward=False, radius=False)
+        else:
+            wh, bh = wl, bl
     hl = np.array([_down(lo) for lo, _ in inputs])
     hh = np.array([_up(hi) for _, hi in inputs])
     pre = []
@@ -793,6 +925,66 @@ def _float_bounds(problem: Problem, inputs: Sequence[Interval], perturbed: bool)
     return LayerBounds(tuple(pre))
 
 
+_ZONO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tightened problem -> its zonotope
+_TIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # problem -> tightened problem
+
+
+def tighten(problem: Problem) -> Problem:
+    """The problem with its interval bounds intersected with zonotope bounds (``zonotope.py``),
+    and sound bounds on the difference perturbed - original; the zonotope is kept for
+    ``_output_bound``. The same problem when zonotopes do not apply."""
+    if problem in _ZONO:
+        return problem
+    hit = _TIGHT.get(problem)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    n = len(problem.layers)
+    box = problem.box
+    centre = _centre(problem)
+    zb = None
+    if centre[2]:
+        zb = affine_bounds(centre[0], centre[1], problem.hidden_activation, [box.float_weights(i) for i in range(n)],
+                           [box.float_biases(i) for i in range(n)], problem.inputs,
+                           problem.original_bounds.pre, problem.perturbed_bounds.pre)
+    if zb is None:
+        _TIGHT[problem] = problem
+        return problem
+
+    def meet(bounds: LayerBounds, lo: list[np.ndarray], hi: list[np.ndarray]) -> LayerBounds:
+        return LayerBounds(tuple(tuple((max(a, Fraction(float(x))), min(b, Fraction(float(y))))
+                                       for (a, b), x, y in zip(pre, lo[li], hi[li]))
+                                 for li, pre in enumerate(bounds.pre)))
+
+    pb = meet(problem.perturbed_bounds, zb.pl, zb.ph)  # zb was clipped by them: the meet only makes Fractions
+    ob = meet(problem.original_bounds, zb.ol, zb.oh)
+    db = LayerBounds(tuple(tuple((Fraction(float(x)), Fraction(float(y))) for x, y in zip(zb.dl[li], zb.dh[li]))
+                           for li in range(n)))
+    if problem.diff_bounds is not None:
+        db = _meet(db, problem.diff_bounds)
+    out = Problem(problem.layers, problem.hidden_activation, box, problem.inputs, pb, ob, db)
+    _ZONO[out] = zb
+    _TIGHT[problem] = out
+    return out
+
+
+def _zono_upper(problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction) -> Fraction | None:
+    zb: Zonotope | None = _ZONO.get(problem)
+    return None if zb is None else zb.upper(zp, z, const)
+
+
+def _meet(a: LayerBounds, b: LayerBounds) -> LayerBounds:
+    """Both sound, so their intersection is."""
+    return LayerBounds(tuple(tuple((max(x[0], y[0]), min(x[1], y[1])) for x, y in zip(la, lb))
+                             for la, lb in zip(a.pre, b.pre)))
+
+
+def _sum_pairs(pairs: Sequence[tuple[int, Fraction]]) -> dict[int, Fraction]:
+    out: dict[int, Fraction] = {}
+    for k, c in pairs:
+        out[k] = out.get(k, _ZERO) + c
+    return out
+
+
 def _lin_upper(terms: Sequence[tuple[Fraction, Interval]]) -> Fraction:
     return sum((c * (hi if c > 0 else lo) for c, (lo, hi) in terms), Fraction(0))
 
@@ -801,7 +993,9 @@ def _output_bound(problem: Problem, zp: dict[int, Fraction], z: dict[int, Fracti
     """An upper bound on sum(zp[k] z'_k) + sum(z[k] z_k) + const over the problem's box, from its
     output intervals (z' and z treated independently, so sound for any coupling)."""
     pz, oz = problem.perturbed_bounds.output, problem.original_bounds.output
-    return const + _lin_upper([(c, pz[k]) for k, c in zp.items()] + [(c, oz[k]) for k, c in z.items()])
+    bound = const + _lin_upper([(c, pz[k]) for k, c in zp.items()] + [(c, oz[k]) for k, c in z.items()])
+    zu = _zono_upper(problem, zp, z, const)
+    return bound if zu is None else min(bound, zu)
 
 
 def _condition_possible(problem: Problem, condition: Condition) -> bool:
@@ -813,6 +1007,11 @@ def _condition_possible(problem: Problem, condition: Condition) -> bool:
             terms = [(c, pz[k]) for k, c in a.zp] + [(d, oz[k]) for k, d in a.z]
             up = _lin_upper(terms)
             down = -_lin_upper([(-c, iv) for c, iv in terms])
+            zp, z = _sum_pairs(a.zp), _sum_pairs(a.z)
+            zu = _zono_upper(problem, zp, z, _ZERO)
+            zd = _zono_upper(problem, {k: -c for k, c in zp.items()}, {k: -d for k, d in z.items()}, _ZERO)
+            if zu is not None and zd is not None:
+                up, down = min(up, zu), max(down, -zd)
             if (a.op == ">" and up <= a.const) or (a.op == ">=" and up < a.const) or \
                     (a.op == "<" and down >= a.const) or (a.op == "<=" and down > a.const):
                 ok = False
@@ -848,6 +1047,7 @@ class EngineBackend:
 
     NODE_BUDGET = 40  # nodes per input sub-box before it is split (global problems)
     MAX_SPLITS = 14  # input splits along one path at most; deeper sub-boxes search without budget
+    CHEAP_DEPTH = 12  # splits of an optimization's input box on zonotope bounds alone (no LP), along one path
     CHEAP_SPLITS = 10  # splits of a decision query that interval bounds alone justify (no LP), along one path
 
     def __init__(self) -> None:
@@ -875,9 +1075,10 @@ class EngineBackend:
         out = []
         for part in ((lo, mid), (mid, hi)):
             inputs = problem.inputs[:i] + (part,) + problem.inputs[i + 1:]
-            pb = _float_bounds(problem, inputs, perturbed=True)
-            ob = _float_bounds(problem, inputs, perturbed=False)
-            out.append(Problem(problem.layers, problem.hidden_activation, problem.box, inputs, pb, ob))
+            pb = _meet(_float_bounds(problem, inputs, perturbed=True), problem.perturbed_bounds)
+            ob = _meet(_float_bounds(problem, inputs, perturbed=False), problem.original_bounds)
+            out.append(tighten(Problem(problem.layers, problem.hidden_activation, problem.box, inputs, pb, ob,
+                                       problem.diff_bounds)))
         return out
 
     def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
@@ -888,6 +1089,7 @@ class EngineBackend:
         original output z_k to [a, b] (an empty restriction gives upper None, complete)."""
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
+        problem = tighten(problem)
         if problem.fixed_input:
             return self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
@@ -909,6 +1111,15 @@ class EngineBackend:
             if low is not None and sub_up <= low + tol:
                 closed.append(sub_up)
                 continue
+            kids = None
+            if depth < self.CHEAP_DEPTH and low is not None and sub_up is not None:
+                # split without an LP while the children's zonotope bounds close a quarter of the gap
+                kids = self.split(sub)
+                kid_ups = [min(_output_bound(k, zp, z, const), sub_up) for k in kids]
+                if max(kid_ups) <= sub_up - (sub_up - low) / 4:
+                    for k, ku in zip(kids, kid_ups):
+                        heapq.heappush(heap, (-float(ku), next(seq), k, ku, depth + 1))
+                    continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
             res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget)
             nodes += res.nodes
@@ -921,7 +1132,7 @@ class EngineBackend:
                 continue
             up = res.upper if res.upper is not None else sub_up
             if res.reason.startswith("node budget"):
-                for child in self.split(sub):
+                for child in kids or self.split(sub):
                     heapq.heappush(heap, (-float(up) if up is not None else -math.inf, next(seq), child, up, depth + 1))
                 continue
             heapq.heappush(heap, (0.0, next(seq), sub, up, depth))
@@ -960,6 +1171,7 @@ class EngineBackend:
     def solve(self, problem: Problem, condition: Condition, timeout: float | None) -> CheckOutcome:
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
+        problem = tighten(problem)
         if problem.fixed_input:
             out = self._solve_box(problem, condition, deadline, None)
             return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)

@@ -39,6 +39,7 @@ class Problem:
     inputs: tuple[Interval, ...]
     perturbed_bounds: LayerBounds
     original_bounds: LayerBounds
+    diff_bounds: LayerBounds | None = None  # bounds on perturbed - original pre-activations, if known
 
     @property
     def fixed_input(self) -> bool:
