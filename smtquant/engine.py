@@ -275,7 +275,7 @@ class Engine:
             self.b[k] = float(rhs)
         self.lo_f = np.array([_down(v) for v in enc.lo])
         self.hi_f = np.array([_up(v) for v in enc.hi])
-        self.warm = _WarmLP.create(self.A, self.b, self.lo_f, self.hi_f)
+        self.warm = _WarmLP.create(self.A, self.b, self.lo_f, self.hi_f, rows)
         self.seq = itertools.count()
         self.lp_calls = 0
         self.last_node: _NodeLP | None = None
@@ -324,13 +324,15 @@ class Engine:
 
     # -- LP ------------------------------------------------------------------
     def _node_rows(self, phases: dict[int, int]) -> _NodeLP | None:
-        """Extra rows and tightened bounds for the fixed phases; None if the node is empty.
+        """Tightened bounds, and replacements of neurons' relaxation rows, for the fixed phases;
+        None if the node is empty. A replacement keeps the row's shape (out - s pre <= c), so the
+        LP is changed in place and stays warm.
 
         Besides the phases themselves, sound interval bounds are propagated through the
         perturbed network with the phases imposed (float64 with a rigorous rounding margin):
         a neuron they show stable is fixed (implied), an unstable one gets a tighter triangle."""
         lo, hi = list(self.enc.lo), list(self.enc.hi)
-        extra: list[tuple[Lin, Fraction]] = []
+        repl: dict[int, tuple[Lin, Fraction]] = {}  # base row -> its replacement at this node
         fixed: dict[int, int] = {}  # variable -> sign fixed by a phase (perturbed network)
         for idx, ph in phases.items():
             nr = self.enc.neurons[idx]
@@ -340,7 +342,7 @@ class Engine:
             if nr.kind == "relu":
                 if ph > 0:
                     lo[pre] = max(lo[pre], _ZERO)
-                    extra.append(({out: Fraction(1), pre: Fraction(-1)}, _ZERO))  # h - u <= 0 (so h = u)
+                    repl[nr.row] = ({out: Fraction(1), pre: Fraction(-1)}, _ZERO)  # h - u <= 0 (so h = u)
                 else:
                     hi[pre] = min(hi[pre], _ZERO)
                     hi[out] = _ZERO
@@ -349,11 +351,11 @@ class Engine:
                     continue
                 if ph > 0:
                     lo[pre] = max(lo[pre], _ZERO)
-                    extra.append(({out: Fraction(1), pre: Fraction(-1)}, _ZERO))  # a <= u
+                    repl[nr.row] = ({out: Fraction(1), pre: Fraction(-1)}, _ZERO)  # a <= u
                 else:
                     hi[pre] = min(hi[pre], _ZERO)
-                    extra.append(({out: Fraction(1), pre: Fraction(1)}, _ZERO))  # a <= -u
-        node = _NodeLP(extra, lo, hi, set(), {})
+                    repl[nr.row] = ({out: Fraction(1), pre: Fraction(1)}, _ZERO)  # a <= -u
+        node = _NodeLP(repl, lo, hi, set())
         if not phases:
             return node
         relu = self.problem.hidden_activation == "relu"
@@ -390,7 +392,7 @@ class Engine:
                 nr = self.enc.neurons[k]
                 if a >= 0.0:  # implied active
                     node.implied.add(k)
-                    extra.append(({nr.out: Fraction(1), u: Fraction(-1)}, _ZERO))
+                    repl[nr.row] = ({nr.out: Fraction(1), u: Fraction(-1)}, _ZERO)
                 elif b <= 0.0:  # implied inactive
                     node.implied.add(k)
                     hi[nr.out] = _ZERO
@@ -398,8 +400,7 @@ class Engine:
                     s_f = b / (b - a)
                     sq, aq, bq = Fraction(s_f), Fraction(a), Fraction(b)
                     c = max(-sq * aq, bq - sq * bq)  # the line is >= max(u, 0) at both ends, so on [a, b]
-                    node.extra_row[k] = len(extra)
-                    extra.append(({nr.out: Fraction(1), u: -sq}, c))
+                    repl[nr.row] = ({nr.out: Fraction(1), u: -sq}, c)
                     if bq < hi[nr.out]:
                         hi[nr.out] = bq
             if relu and li < n_layers - 1:
@@ -413,16 +414,15 @@ class Engine:
         nr = self.enc.neurons[k]
         if a >= 0.0:
             node.implied.add(k)
-            node.extra.append(({nr.out: Fraction(1), u: Fraction(-1)}, _ZERO))  # |u| <= u
+            node.repl[nr.row] = ({nr.out: Fraction(1), u: Fraction(-1)}, _ZERO)  # |u| <= u
         elif b <= 0.0:
             node.implied.add(k)
-            node.extra.append(({nr.out: Fraction(1), u: Fraction(1)}, _ZERO))  # |u| <= -u
+            node.repl[nr.row] = ({nr.out: Fraction(1), u: Fraction(1)}, _ZERO)  # |u| <= -u
         elif a > float(nr.lo) or b < float(nr.hi):
             m = Fraction((a + b) / (b - a))  # the chord's slope, rounded; the intercept makes it safe
             aq, bq = Fraction(a), Fraction(b)
             c = max(-aq - m * aq, bq - m * bq)  # the line m u + c is >= |u| at both ends, so on [a, b]
-            node.extra_row[k] = len(node.extra)
-            node.extra.append(({nr.out: Fraction(1), u: -m}, c))
+            node.repl[nr.row] = ({nr.out: Fraction(1), u: -m}, c)
             top = max(-aq, bq)
             if top < node.hi[nr.out]:
                 node.hi[nr.out] = top
@@ -434,30 +434,39 @@ class Engine:
         self.last_node = node
         if node is None:
             return "empty", None, None, None
-        extra, lo, hi = node.extra, node.lo, node.hi
+        repl, lo, hi = node.repl, node.lo, node.hi
         if any(a > b for a, b in zip(lo, hi)):
             return "empty", None, None, None
-        more = extra + guards
+        more = guards
         lo_f = np.array([_down(v) for v in lo])
         hi_f = np.array([_up(v) for v in hi])
         c = np.zeros(self.n)
         for v, k in g.items():
             c[v] = -float(k)
         self.lp_calls += 1
-        all_rows = self.enc.rows + more
+
+        def cert(obj: Lin, lam: Sequence[float]) -> Fraction:
+            return self._certificate(obj, lam, repl, more, lo, hi)
+
         if self.warm is not None:
-            got = self.warm.solve(c, lo_f, hi_f, more)
+            got = self.warm.solve(c, lo_f, hi_f, repl, more)
+            if got is not None and got[0] == "infeasible":  # a Farkas-type certificate from the ray, either sign
+                for sign in (-1.0, 1.0):
+                    if cert({}, [max(0.0, sign * v) for v in got[1]]) < 0:
+                        return "empty", None, None, None
+                got = None
             if got is not None:  # optimal; anything else goes to linprog below
-                x, duals, fun = got
+                _, x, duals, fun = got
                 lam = [max(0.0, -m) for m in duals]
                 self.last_lam = lam
-
-                def certify_warm() -> Fraction:
-                    return self._certificate(g, lam, all_rows, lo, hi)
-
-                return "ok", x, float(-fun), certify_warm
-        A = self.A
-        b = self.b
+                return "ok", x, float(-fun), lambda: cert(g, lam)
+        A = self.A.copy()
+        b = self.b.copy()
+        for r, (coef, rhs) in repl.items():
+            A[r] = 0.0
+            for v, a in coef.items():
+                A[r, v] = float(a)
+            b[r] = float(rhs)
         if more:
             A = np.vstack([A, np.array([[float(c.get(v, 0)) for v in range(self.n)] for c, _ in more])])
             b = np.concatenate([b, [float(r) for _, r in more]])
@@ -466,11 +475,7 @@ class Engine:
         if res.status == 0:
             lam = [max(0.0, -m) for m in res.ineqlin.marginals]
             self.last_lam = lam
-
-            def certify() -> Fraction:
-                return self._certificate(g, lam, all_rows, lo, hi)
-
-            return "ok", res.x, float(-res.fun), certify
+            return "ok", res.x, float(-res.fun), lambda: cert(g, lam)
         if res.status == 2:  # infeasible: phase one, then a Farkas-type certificate with g = 0
             n = self.n
             A1 = np.hstack([A, -np.ones((A.shape[0], 1))])
@@ -478,20 +483,21 @@ class Engine:
             c1[n] = 1.0
             r1 = linprog(c1, A_ub=A1, b_ub=b, bounds=bounds + [(0, None)], method="highs")
             self.lp_calls += 1
-            if r1.status == 0:
-                lam = [max(0.0, -m) for m in r1.ineqlin.marginals]
-                bound = self._certificate({}, lam, all_rows, lo, hi)
-                if bound < 0:
-                    return "empty", None, None, None
+            if r1.status == 0 and cert({}, [max(0.0, -m) for m in r1.ineqlin.marginals]) < 0:
+                return "empty", None, None, None
         return "fail", None, None, None
 
-    def _certificate(self, g: Lin, lam_f: Sequence[float], rows: Sequence[tuple[Lin, Fraction]],
-                     lo: Sequence[Fraction], hi: Sequence[Fraction]) -> Fraction:
+    def _certificate(self, g: Lin, lam_f: Sequence[float], repl: dict[int, tuple[Lin, Fraction]],
+                     more: Sequence[tuple[Lin, Fraction]], lo: Sequence[Fraction], hi: Sequence[Fraction]) -> Fraction:
         """An exact upper bound on g.y over {y in [lo, hi] : rows}, from multipliers lam >= 0
-        (rounded to dyadic rationals; any lam >= 0 gives a valid bound). The base rows are summed
-        in integers over their common denominator, the node's extra rows in Fractions."""
+        (rounded to dyadic rationals; any lam >= 0 gives a valid bound). The rows are the base rows,
+        with the node's replacements ``repl`` (by row index), then the rows ``more``; lam has one
+        entry per row in that order. The unreplaced base rows are summed in integers over their
+        common denominator, the others in Fractions."""
         nb = len(self.int_rows)
         parts = [_mant_exp(lf) for lf in lam_f[:nb]]
+        for r in repl:
+            parts[r] = (0, 0)
         shift = max((-e for m, e in parts if m), default=0)
         shift = max(shift, 0)
         acc: dict[int, int] = {}
@@ -508,7 +514,8 @@ class Engine:
         r: dict[int, Fraction] = {v: -Fraction(a, den) for v, a in acc.items()}
         for v, c in g.items():
             r[v] = r.get(v, _ZERO) + c
-        for (coef, rhs), lf in zip(rows[nb:], lam_f[nb:]):
+        others = [(lam_f[i], row) for i, row in repl.items()] + list(zip(lam_f[nb:], more))
+        for lf, (coef, rhs) in others:
             if lf <= 0.0:
                 continue
             lam_q = _dyadic(lf)
@@ -701,15 +708,12 @@ class Engine:
         node = self.last_node
         implied = node.implied if node is not None else set()
         lam = self.last_lam
-        nb = len(self.enc.rows)
+        repl = node.repl if node is not None else {}
         best, best_score = None, 0.0
         for k, nr in enumerate(self.enc.neurons):
-            if k in phases or k in implied or nr.pre < 0:
+            if k in phases or k in implied or nr.pre < 0 or nr.row < 0:
                 continue
-            score = lam[nr.row] * self.icpt[k] if nr.row >= 0 else 0.0
-            if node is not None and k in node.extra_row:
-                row, rhs = node.extra[node.extra_row[k]]
-                score += lam[nb + node.extra_row[k]] * float(rhs)
+            score = lam[nr.row] * (float(repl[nr.row][1]) if nr.row in repl else self.icpt[k])
             if score > best_score:
                 best, best_score = k, score
         if best is not None and best_score > 1e-9:
@@ -732,7 +736,8 @@ class _WarmLP:
     (dual simplex warm start), then drops the extra rows again. Only proposes: the caller
     certifies every bound exactly."""
 
-    def __init__(self, core, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    def __init__(self, core, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 base: list[tuple[Lin, Fraction]]) -> None:
         self.core = core
         h = core._Highs()
         h.setOptionValue("output_flag", False)
@@ -753,22 +758,37 @@ class _WarmLP:
         h.passModel(lp)
         self.h, self.m, self.n = h, m, n
         self.cols = np.arange(n, dtype=np.int32)
+        self.base: list[tuple[Lin, Fraction]] = base
+        self.pattern: dict[int, set[int]] = _DefaultPattern(base)
+        self.changed: dict[int, tuple[Lin, Fraction]] = {}  # rows currently replaced in HiGHS
 
     @classmethod
-    def create(cls, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _WarmLP | None:
+    def create(cls, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+               base: list[tuple[Lin, Fraction]]) -> _WarmLP | None:
         if os.environ.get("SMTQUANT_LP") == "linprog":
             return None
         try:
             from scipy.optimize._highspy import _core  # noqa: PLC0415
-            return cls(_core, A, b, lo, hi)
+            return cls(_core, A, b, lo, hi, base)
         except Exception:  # noqa: BLE001 - an older scipy: every LP goes through linprog
             return None
 
-    def solve(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, more: Sequence[tuple[Lin, Fraction]]):
-        """(x, row duals, objective) if HiGHS reports optimal, else None."""
+    def solve(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, repl: dict[int, tuple[Lin, Fraction]],
+              more: Sequence[tuple[Lin, Fraction]]):
+        """("ok", x, row duals, objective) if HiGHS reports optimal, ("infeasible", dual ray) if it
+        reports infeasible with a ray, else None. Rows in ``repl`` are changed in place (their
+        sparsity stays that of the base row, plus at most the new entries) and restored when a
+        later node no longer replaces them; ``more`` rows are added for this solve only."""
         h, core = self.h, self.core
         h.changeColsCost(self.n, self.cols, c)
         h.changeColsBounds(self.n, self.cols, lo, hi)
+        for r in [r for r in self.changed if r not in repl]:
+            self._set_row(r, self.base[r])
+            del self.changed[r]
+        for r, row in repl.items():
+            if self.changed.get(r) != row:
+                self._set_row(r, row)
+                self.changed[r] = row
         k = len(more)
         if k:
             starts, idx, vals = [], [], []
@@ -782,22 +802,50 @@ class _WarmLP:
                       np.array(starts, dtype=np.int32), np.array(idx, dtype=np.int32), np.array(vals))
         try:
             h.run()
-            if h.getModelStatus() != core.HighsModelStatus.kOptimal:
+            status = h.getModelStatus()
+            if status == core.HighsModelStatus.kInfeasible:
+                got = h.getDualRay()
+                if len(got) == 3 and got[1]:
+                    return "infeasible", np.array(got[2])
+                return None
+            if status != core.HighsModelStatus.kOptimal:
                 return None
             sol = h.getSolution()
-            return np.array(sol.col_value), np.array(sol.row_dual), h.getInfo().objective_function_value
+            return "ok", np.array(sol.col_value), np.array(sol.row_dual), h.getInfo().objective_function_value
         finally:
             if k:
                 h.deleteRows(k, np.arange(self.m, self.m + k, dtype=np.int32))
 
+    def _set_row(self, r: int, row: tuple[Lin, Fraction]) -> None:
+        coef, rhs = row
+        for v in self.pattern[r]:
+            if v not in coef:
+                self.h.changeCoeff(r, v, 0.0)
+        for v, a in coef.items():
+            self.h.changeCoeff(r, v, float(a))
+        self.pattern[r] = set(self.pattern[r]) | set(coef)
+        self.h.changeRowBounds(r, -self.core.kHighsInf, float(rhs))
+
+
+class _DefaultPattern(dict):
+    """Row -> the set of columns with an entry in HiGHS, filled in from the base row on first use."""
+
+    def __init__(self, base: list[tuple[Lin, Fraction]]) -> None:
+        super().__init__()
+        self.base_rows = base
+
+    def __missing__(self, r: int) -> set[int]:
+        got = set(self.base_rows[r][0])
+        self[r] = got
+        return got
+
 
 @dataclass
 class _NodeLP:
-    extra: list[tuple[Lin, Fraction]]
+    repl: dict[int, tuple[Lin, Fraction]]  # base row -> its replacement (same shape) at this node
     lo: list[Fraction]
     hi: list[Fraction]
     implied: set[int]  # neurons whose phase the node's bounds fix
-    extra_row: dict[int, int]  # neuron -> index in extra of its tightened triangle
 
 
 def _intercept(nr: _Neuron) -> float:

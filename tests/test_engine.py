@@ -96,8 +96,20 @@ def test_certificate_is_an_upper_bound_for_any_multipliers() -> None:
     rng = np.random.default_rng(0)
     for _ in range(5):
         lam = list(rng.uniform(0, 2, size=len(eng.enc.rows)))
-        other = eng._certificate(g, lam, eng.enc.rows, eng.enc.lo, eng.enc.hi)
+        other = eng._certificate(g, lam, {}, [], eng.enc.lo, eng.enc.hi)
         assert other >= bound - Fraction(1, 10**9)  # never below the LP optimum (up to its float error)
+    # the same at a node whose phases replace rows in place (warm LP) and tighten bounds
+    k = next(i for i, nr in enumerate(eng.enc.neurons) if nr.pre >= 0)
+    for ph in (1, -1):
+        status, _, node_bound, certify = eng._solve_lp(g, [], {k: ph})
+        if status != "ok":
+            continue
+        node = eng.last_node
+        assert node is not None and node.repl or ph < 0
+        assert certify() >= node_bound - Fraction(1, 10**9)
+        for _ in range(3):
+            lam = list(rng.uniform(0, 2, size=len(eng.enc.rows)))
+            assert eng._certificate(g, lam, node.repl, [], node.lo, node.hi) >= node_bound - Fraction(1, 10**9)
     # the bound dominates the output of the network replayed (exactly) from the LP point
     x, layers = eng.replay(y)
     zp = forward_enclosure(layers, x, "relu")[0][0]
