@@ -435,11 +435,16 @@ class Engine:
         if node is None:
             return "empty", None, None, None
         repl, lo, hi = node.repl, node.lo, node.hi
-        if any(a > b for a, b in zip(lo, hi)):
-            return "empty", None, None, None
         more = guards
-        lo_f = np.array([_down(v) for v in lo])
-        hi_f = np.array([_up(v) for v in hi])
+        lo_f, hi_f = self.lo_f.copy(), self.hi_f.copy()
+        base_lo, base_hi = self.enc.lo, self.enc.hi
+        for i in range(self.n):  # only the bounds this node changed need rounding (or can be empty)
+            lo_i, hi_i = lo[i], hi[i]
+            if lo_i is base_lo[i] and hi_i is base_hi[i]:
+                continue
+            if lo_i > hi_i:
+                return "empty", None, None, None
+            lo_f[i], hi_f[i] = _down(lo_i), _up(hi_i)
         c = np.zeros(self.n)
         for v, k in g.items():
             c[v] = -float(k)
@@ -658,7 +663,10 @@ class Engine:
             f_est = f_float + float(g_const)
             slack = 1e-7 * (1.0 + abs(f_est))
             cert: Fraction | None = None
-            if node.bound is None or tol is not None or (tol is None and f_est <= slack):
+            # optimization: nodes that will be branched are certified every few levels only (their
+            # children inherit the bound), so the reported upper bound still tightens as it goes
+            periodic = tol is not None and (low is None or len(node.phases) % 4 == 0)
+            if node.bound is None or periodic or (tol is None and f_est <= slack):
                 cert = certify() + g_const  # exact: f <= cert everywhere in this node
                 if tol is None and (cert < 0 or (strict and cert == 0)):
                     continue  # certified: no violation in this node
