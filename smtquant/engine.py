@@ -286,6 +286,8 @@ class Engine:
         D = self.D
         self.int_rows = [([(v, c.numerator * (D // c.denominator)) for v, c in coef.items()],
                           rhs.numerator * (D // rhs.denominator)) for coef, rhs in rows]
+        self.a_bits = max((abs(a).bit_length() for row, _ in self.int_rows for _, a in row), default=1)
+        self._packs: dict[int, tuple[list[int], list[int]]] = {}
         # float copies for the quick replay that filters LP points before the exact one
         self.wf = [(np.array([[float(v) for v in row] for row in w]), np.array([float(v) for v in b]))
                    for w, b in problem.layers]
@@ -495,44 +497,90 @@ class Engine:
     def _certificate(self, g: Lin, lam_f: Sequence[float], repl: dict[int, tuple[Lin, Fraction]],
                      more: Sequence[tuple[Lin, Fraction]], lo: Sequence[Fraction], hi: Sequence[Fraction]) -> Fraction:
         """An exact upper bound on g.y over {y in [lo, hi] : rows}, from multipliers lam >= 0
-        (rounded to dyadic rationals; any lam >= 0 gives a valid bound). The rows are the base rows,
+        (any lam >= 0 gives a valid bound, so they are rounded to dyadic rationals with 40-bit
+        mantissas and those below 2**-40 of the largest are dropped). The rows are the base rows,
         with the node's replacements ``repl`` (by row index), then the rows ``more``; lam has one
-        entry per row in that order. The unreplaced base rows are summed in integers over their
-        common denominator, the others in Fractions."""
+        entry per row in that order. Weak duality with the variable box:
+
+            g.y = lam.(A y) + r.y <= lam.b + sum_i max(r_i lo_i, r_i hi_i),   r = g - A^T lam.
+
+        The unreplaced base rows are summed in integers over their common denominator D, all rows
+        at once: each row is packed into one integer with a slot of S bits per variable, so
+        A^T lam is a sum of big-integer products (S leaves room for every slot's total)."""
         nb = len(self.int_rows)
-        parts = [_mant_exp(lf) for lf in lam_f[:nb]]
-        for r in repl:
-            parts[r] = (0, 0)
-        shift = max((-e for m, e in parts if m), default=0)
-        shift = max(shift, 0)
-        acc: dict[int, int] = {}
-        tot = 0
-        for (m, e), (row, rhs) in zip(parts, self.int_rows):
-            if m == 0:
-                continue
-            lam = m << (e + shift)
-            tot += lam * rhs
-            for v, a in row:
-                acc[v] = acc.get(v, 0) + lam * a
+        lam_b = np.asarray(lam_f[:nb], dtype=float)
+        lam_b = np.where(np.isfinite(lam_b) & (lam_b > 0.0), lam_b, 0.0)
+        top = float(lam_b.max()) if nb else 0.0
+        keep = np.flatnonzero(lam_b > top * 2.0**-40) if top > 0 else np.array([], dtype=int)
+        keep = [k for k in keep.tolist() if k not in repl]
+        mant, expo = np.frexp(lam_b[keep]) if keep else (np.array([]), np.array([], dtype=int))
+        ms = [int(m) for m in np.rint(mant * 2.0**40)]
+        es = [int(e) - 40 for e in expo]
+        shift = max(0, -min(es)) if es else 0
+        lams = [m << (e + shift) for m, e in zip(ms, es)]
         den = self.D << shift
+        tot = sum(lam * self.int_rows[k][1] for lam, k in zip(lams, keep))
+        n = self.n
+        acc = [0] * n
+        if lams:
+            width = max(lam.bit_length() for lam in lams) + self.a_bits + max(len(lams), 2).bit_length() + 1
+            S = 64 * -(-width // 64)
+            pos, neg = self._pack(S)
+            ap = sum(lam * pos[k] for lam, k in zip(lams, keep))
+            an = sum(lam * neg[k] for lam, k in zip(lams, keep))
+            size = S * n // 8
+            bp, bn = ap.to_bytes(size, "little"), an.to_bytes(size, "little")
+            step = S // 8
+            acc = [int.from_bytes(bp[i:i + step], "little") - int.from_bytes(bn[i:i + step], "little")
+                   for i in range(0, size, step)]
         total = Fraction(tot, den)
-        r: dict[int, Fraction] = {v: -Fraction(a, den) for v, a in acc.items()}
-        for v, c in g.items():
-            r[v] = r.get(v, _ZERO) + c
+        # variables whose r gets contributions in Fractions: the objective's and the other rows'
+        r: dict[int, Fraction] = {v: c for v, c in g.items()}
         others = [(lam_f[i], row) for i, row in repl.items()] + list(zip(lam_f[nb:], more))
         for lf, (coef, rhs) in others:
-            if lf <= 0.0:
+            if not lf > 0.0 or not math.isfinite(lf):
                 continue
             lam_q = _dyadic(lf)
             total += lam_q * rhs
             for v, coef_v in coef.items():
                 r[v] = r.get(v, _ZERO) - lam_q * coef_v
         for v, rv in r.items():
+            rv -= Fraction(acc[v], den)
             if rv > 0:
                 total += rv * hi[v]
             elif rv < 0:
                 total += rv * lo[v]
+        # the rest in integers: r_v = -acc_v / den, grouped by the denominators of the bounds
+        sums: dict[int, int] = {}
+        for v in range(n):
+            a = acc[v]
+            if a == 0 or v in r:
+                continue
+            bnd = lo[v] if a > 0 else hi[v]  # r_v < 0 takes lo, r_v > 0 takes hi
+            d = bnd.denominator
+            sums[d] = sums.get(d, 0) - a * bnd.numerator
+        for d, num in sums.items():
+            total += Fraction(num, den * d)
         return total
+
+    def _pack(self, S: int) -> tuple[list[int], list[int]]:
+        """Per base row, its positive and negative coefficients packed into integers, variable v in
+        bits [S v, S (v + 1)) (cached per slot width)."""
+        hit = self._packs.get(S)
+        if hit is None:
+            pos, neg = [], []
+            for row, _ in self.int_rows:
+                p = q = 0
+                for v, a in row:
+                    if a > 0:
+                        p |= a << (S * v)
+                    elif a < 0:
+                        q |= (-a) << (S * v)
+                pos.append(p)
+                neg.append(q)
+            hit = (pos, neg)
+            self._packs[S] = hit
+        return hit
 
     def _layer_t(self, y: np.ndarray, li: int, h: np.ndarray, w: np.ndarray, b: np.ndarray, ew: np.ndarray,
                  eb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
