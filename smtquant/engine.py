@@ -154,8 +154,9 @@ class _Encoding:
                 else:
                     u = self._var(lo, hi)
                     uv = _Expr({u: Fraction(1)})
-                    self._row(uv.add(c, Fraction(-1)).add(r, Fraction(-1)), _ZERO)  # u - c - r <= 0
-                    self._row(c.add(uv, Fraction(-1)).add(r, Fraction(-1)), _ZERO)  # c - u - r <= 0
+                    one, neg = Fraction(1), Fraction(-1)
+                    self._row(_lincomb([(uv, one), (c, neg), (r, neg)], _ZERO), _ZERO)  # u - c - r <= 0
+                    self._row(_lincomb([(c, one), (uv, neg), (r, neg)], _ZERO), _ZERO)  # c - u - r <= 0
                 us.append(_Expr({u: Fraction(1)}))
             if perturbed:
                 self.trace.append((h, us))
