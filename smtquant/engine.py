@@ -97,6 +97,8 @@ class _Encoding:
                 self.x.append(_Expr({v: Fraction(1)}))
                 self.x_vars.append(v)
         self.layer_e: dict[bool, list[tuple[list[_Expr], list[_Expr]]]] = {True: [], False: []}
+        # per coupled neuron (layer, index, d = u' - u, g = h' - h or None, index of its first row)
+        self.diff_at: list[tuple[int, int, _Expr, _Expr | None, int]] = []
         self.zp = self._network(problem.perturbed_bounds.pre, perturbed=True)
         self.z = self._network(problem.original_bounds.pre, perturbed=False)
         if problem.diff_bounds is not None and not problem.fixed_input:
@@ -192,23 +194,43 @@ class _Encoding:
         """Rows coupling the two networks through sound bounds [dl, dh] on d = u' - u (one input x
         for both): dl <= d <= dh, and for ReLU, g = relu(u') - relu(u) lies between min(d, 0) and
         max(d, 0), relaxed by the lines above max(d, 0) and max(-d, 0) on [dl, dh]."""
-        for (us_p, hs_p), (us_o, hs_o), bounds in zip(self.layer_e[True], self.layer_e[False], diff):
+        for li, ((us_p, hs_p), (us_o, hs_o), bounds) in enumerate(zip(self.layer_e[True], self.layer_e[False], diff)):
             for j, (dl, dh) in enumerate(bounds):
                 d = us_p[j].add(us_o[j], Fraction(-1))
                 if not d.coef:
                     continue
-                self._row(d, dh)
-                self._row(d.scaled(Fraction(-1)), -dl)
+                first = len(self.rows)
+                for row in _diff_d_rows(d, dl, dh):
+                    self.rows.append(row)
                 if not hs_p or hs_p is us_p or dl >= dh:
+                    self.diff_at.append((li, j, d, None, first))
                     continue
                 g = hs_p[j].add(hs_o[j], Fraction(-1))
                 if not g.coef or g.coef == d.coef:
+                    self.diff_at.append((li, j, d, None, first))
                     continue
-                span = dh - dl
-                m, c = _upper_line((max(dh, _ZERO) - max(dl, _ZERO)) / span, dl, dh, max(dl, _ZERO), max(dh, _ZERO))
-                self._row(g.add(d, -m), c)  # g <= max(d, 0) <= m d + c
-                m, c = _upper_line((max(-dh, _ZERO) - max(-dl, _ZERO)) / span, dl, dh, max(-dl, _ZERO), max(-dh, _ZERO))
-                self._row(g.scaled(Fraction(-1)).add(d, -m), c)  # -g <= max(-d, 0) <= m d + c
+                for row in _diff_g_rows(d, g, dl, dh):
+                    self.rows.append(row)
+                self.diff_at.append((li, j, d, g, first))
+
+
+def _as_row(e: _Expr, rhs: Fraction) -> tuple[Lin, Fraction]:
+    """e <= rhs as (coefficients, right-hand side)."""
+    return {k: v for k, v in e.coef.items() if v != 0}, rhs - e.const
+
+
+def _diff_d_rows(d: _Expr, dl: Fraction, dh: Fraction) -> list[tuple[Lin, Fraction]]:
+    """dl <= d <= dh, as two rows."""
+    return [_as_row(d, dh), _as_row(d.scaled(Fraction(-1)), -dl)]
+
+
+def _diff_g_rows(d: _Expr, g: _Expr, dl: Fraction, dh: Fraction) -> list[tuple[Lin, Fraction]]:
+    """g = relu(u') - relu(u) lies between min(d, 0) and max(d, 0) for d = u' - u in [dl, dh]:
+    g <= m d + c (a line above max(d, 0)) and -g <= m' d + c' (above max(-d, 0)), two rows."""
+    span = dh - dl
+    m, c = _upper_line((max(dh, _ZERO) - max(dl, _ZERO)) / span, dl, dh, max(dl, _ZERO), max(dh, _ZERO))
+    m2, c2 = _upper_line((max(-dh, _ZERO) - max(-dl, _ZERO)) / span, dl, dh, max(-dl, _ZERO), max(-dh, _ZERO))
+    return [_as_row(g.add(d, -m), c), _as_row(g.scaled(Fraction(-1)).add(d, -m2), c2)]
 
 
 def _lincomb(terms: Sequence[tuple[_Expr, Fraction]], const: Fraction) -> _Expr:
@@ -289,6 +311,7 @@ class Engine:
                           rhs.numerator * (D // rhs.denominator)) for coef, rhs in rows]
         self.a_bits = max((abs(a).bit_length() for row, _ in self.int_rows for _, a in row), default=1)
         self._packs: dict[int, tuple[list[int], list[int]]] = {}
+        self._int_cache: dict[int, tuple[tuple[Lin, Fraction], tuple[list[tuple[int, int]], int, int]]] = {}
         # float copies for the quick replay that filters LP points before the exact one
         self.wf = [(np.array([[float(v) for v in row] for row in w]), np.array([float(v) for v in b]))
                    for w, b in problem.layers]
@@ -303,6 +326,8 @@ class Engine:
         self.icpt = [_intercept(nr) for nr in enc.neurons]
         self.abs_of = {nr.pre: k for k, nr in enumerate(enc.neurons) if nr.key[0] == "pabs" and nr.kind == "abs"
                        and nr.pre >= 0 and nr.pre not in enc.x_vars}
+        self.root_ctx = _BoxCtx(list(enc.lo), list(enc.hi), {}, set(), self.x_lo_f, self.x_hi_f, self.lo_f, self.hi_f)
+        self._ctx_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         # inputs: a double inside each interval where there is one, else the exact lower end
         self._x_exact: list[Fraction | None] = []
         xl, xh = [], []
@@ -325,8 +350,81 @@ class Engine:
             for v in e.coef:
                 self.out_of[v] = ("o", k)
 
+    # -- input sub-boxes as contexts of this (root) encoding ------------------------
+    def box_context(self, sub: Problem) -> _BoxCtx:
+        """The root encoding restricted to the input sub-box ``sub`` (a split of this problem,
+        with its own sound bounds): tighter variable bounds, and in-place replacements of the
+        neurons' relaxation rows and of the coupling rows. One LP model then serves every sub-box
+        and stays warm between them."""
+        if sub is self.problem:
+            return self.root_ctx
+        hit = self._ctx_cache.get(sub)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        enc = self.enc
+        lo, hi = list(enc.lo), list(enc.hi)
+        for v, (a, b) in zip(enc.x_vars, sub.inputs):
+            if v is not None:
+                lo[v], hi[v] = max(lo[v], a), min(hi[v], b)
+        for perturbed, bounds in ((True, sub.perturbed_bounds), (False, sub.original_bounds)):
+            for li, (us, _) in enumerate(enc.layer_e[perturbed]):
+                for j, e in enumerate(us):
+                    if len(e.coef) == 1 and e.const == 0:
+                        (v, c), = e.coef.items()
+                        if c == 1:
+                            a, b = bounds.pre[li][j]
+                            lo[v], hi[v] = max(lo[v], a), min(hi[v], b)
+        repl: dict[int, tuple[Lin, Fraction]] = {}
+        implied: set[int] = set()
+        one = Fraction(1)
+        for k, nr in enumerate(enc.neurons):
+            if nr.pre < 0 or nr.row < 0:
+                continue
+            a, b = lo[nr.pre], hi[nr.pre]
+            if a == nr.lo and b == nr.hi or a > b:
+                continue
+            if nr.kind == "relu":
+                if a >= 0:
+                    implied.add(k)
+                    repl[nr.row] = ({nr.out: one, nr.pre: -one}, _ZERO)
+                elif b <= 0:
+                    implied.add(k)
+                    hi[nr.out] = _ZERO
+                else:
+                    m, c = _upper_line(b / (b - a), a, b, _ZERO, b)
+                    repl[nr.row] = ({nr.out: one, nr.pre: -m}, c)
+                    hi[nr.out] = min(hi[nr.out], b)
+            else:
+                if a >= 0:
+                    implied.add(k)
+                    repl[nr.row] = ({nr.out: one, nr.pre: -one}, _ZERO)
+                elif b <= 0:
+                    implied.add(k)
+                    repl[nr.row] = ({nr.out: one, nr.pre: one}, _ZERO)
+                else:
+                    m, c = _upper_line((b + a) / (b - a), a, b, -a, b)
+                    repl[nr.row] = ({nr.out: one, nr.pre: -m}, c)
+                hi[nr.out] = min(hi[nr.out], max(-a, b))
+        if sub.diff_bounds is not None:
+            for li, j, d, g, first in enc.diff_at:
+                dl, dh = sub.diff_bounds.pre[li][j]
+                rows = _diff_d_rows(d, dl, dh)
+                if g is not None and dl < dh:
+                    rows += _diff_g_rows(d, g, dl, dh)
+                for i, row in enumerate(rows):
+                    repl[first + i] = row
+        lo_f, hi_f = self.lo_f.copy(), self.hi_f.copy()
+        for i in range(self.n):
+            if lo[i] is not enc.lo[i] or hi[i] is not enc.hi[i]:
+                lo_f[i], hi_f[i] = _down(lo[i]), _up(hi[i])
+        x_lo = np.array([_down(a) for a, _ in sub.inputs])
+        x_hi = np.array([_up(b) for _, b in sub.inputs])
+        ctx = _BoxCtx(lo, hi, repl, implied, x_lo, x_hi, lo_f, hi_f)
+        self._ctx_cache[sub] = ctx
+        return ctx
+
     # -- LP ------------------------------------------------------------------
-    def _node_rows(self, phases: dict[int, int]) -> _NodeLP | None:
+    def _node_rows(self, phases: dict[int, int], ctx: _BoxCtx | None = None) -> _NodeLP | None:
         """Tightened bounds, and replacements of neurons' relaxation rows, for the fixed phases;
         None if the node is empty. A replacement keeps the row's shape (out - s pre <= c), so the
         LP is changed in place and stays warm.
@@ -334,8 +432,9 @@ class Engine:
         Besides the phases themselves, sound interval bounds are propagated through the
         perturbed network with the phases imposed (float64 with a rigorous rounding margin):
         a neuron they show stable is fixed (implied), an unstable one gets a tighter triangle."""
-        lo, hi = list(self.enc.lo), list(self.enc.hi)
-        repl: dict[int, tuple[Lin, Fraction]] = {}  # base row -> its replacement at this node
+        ctx = ctx or self.root_ctx
+        lo, hi = list(ctx.lo), list(ctx.hi)
+        repl: dict[int, tuple[Lin, Fraction]] = dict(ctx.repl)  # base row -> its replacement at this node
         fixed: dict[int, int] = {}  # variable -> sign fixed by a phase (perturbed network)
         for idx, ph in phases.items():
             nr = self.enc.neurons[idx]
@@ -358,11 +457,12 @@ class Engine:
                 else:
                     hi[pre] = min(hi[pre], _ZERO)
                     repl[nr.row] = ({out: Fraction(1), pre: Fraction(1)}, _ZERO)  # a <= -u
-        node = _NodeLP(repl, lo, hi, set())
+        node = _NodeLP(repl, lo, hi, set(ctx.implied))
         if not phases:
             return node
         relu = self.problem.hidden_activation == "relu"
-        hl, hh = self.x_lo_f.copy(), self.x_hi_f.copy()
+        hl, hh = ctx.x_lo_f.copy(), ctx.x_hi_f.copy()
+        lo_f, hi_f = ctx.lo_f, ctx.hi_f
         for i, v in enumerate(self.enc.x_vars):  # inputs whose sign a phase fixed
             if v is not None and v in fixed:
                 if fixed[v] > 0:
@@ -374,23 +474,23 @@ class Engine:
             plo, phi = _interval_layer(hl, hh, *(m[li] for m in self.outward))
             nl, nh = np.empty(len(plo)), np.empty(len(plo))
             for j, u in enumerate(self.layer_u[li]):
-                a = max(float(plo[j]), self.lo_f[u])
-                b = min(float(phi[j]), self.hi_f[u])
+                a = max(float(plo[j]), lo_f[u])
+                b = min(float(phi[j]), hi_f[u])
                 ph = fixed.get(u)
                 if ph is not None:
                     a, b = (max(a, 0.0), b) if ph > 0 else (a, min(b, 0.0))
                 if a > b:
                     return None  # sound bounds with an empty range: no point of the box is in this node
-                if a > self.lo_f[u] and Fraction(a) > lo[u]:
+                if a > lo_f[u] and Fraction(a) > lo[u]:
                     lo[u] = Fraction(a)
-                if b < self.hi_f[u] and Fraction(b) < hi[u]:
+                if b < hi_f[u] and Fraction(b) < hi[u]:
                     hi[u] = Fraction(b)
                 nl[j], nh[j] = a, b
                 ka = self.abs_of.get(u)  # |u| feeds the next layer (identity hidden units)
-                if ka is not None and ph is None:
-                    self._tighten_abs(node, ka, u, a, b)
+                if ka is not None and ph is None and ka not in node.implied:
+                    self._tighten_abs(node, ka, u, a, b, a > lo_f[u] or b < hi_f[u])
                 k = self.relu_at.get((li, j)) if relu and li < n_layers - 1 else None
-                if k is None or ph is not None:
+                if k is None or ph is not None or k in node.implied:
                     continue
                 nr = self.enc.neurons[k]
                 if a >= 0.0:  # implied active
@@ -399,7 +499,7 @@ class Engine:
                 elif b <= 0.0:  # implied inactive
                     node.implied.add(k)
                     hi[nr.out] = _ZERO
-                elif a > float(nr.lo) or b < float(nr.hi):  # a tighter triangle: h <= s u + c on [a, b]
+                elif a > lo_f[u] or b < hi_f[u]:  # a tighter triangle: h <= s u + c on [a, b]
                     s_f = b / (b - a)
                     sq, aq, bq = Fraction(s_f), Fraction(a), Fraction(b)
                     c = max(-sq * aq, bq - sq * bq)  # the line is >= max(u, 0) at both ends, so on [a, b]
@@ -412,7 +512,7 @@ class Engine:
                 hl, hh = nl, nh
         return node
 
-    def _tighten_abs(self, node: _NodeLP, k: int, u: int, a: float, b: float) -> None:
+    def _tighten_abs(self, node: _NodeLP, k: int, u: int, a: float, b: float, tighter: bool = True) -> None:
         """The neuron a = |u| under the node's bounds a <= u <= b: implied sign, or a tighter chord."""
         nr = self.enc.neurons[k]
         if a >= 0.0:
@@ -421,7 +521,7 @@ class Engine:
         elif b <= 0.0:
             node.implied.add(k)
             node.repl[nr.row] = ({nr.out: Fraction(1), u: Fraction(1)}, _ZERO)  # |u| <= -u
-        elif a > float(nr.lo) or b < float(nr.hi):
+        elif tighter:
             m = Fraction((a + b) / (b - a))  # the chord's slope, rounded; the intercept makes it safe
             aq, bq = Fraction(a), Fraction(b)
             c = max(-aq - m * aq, bq - m * bq)  # the line m u + c is >= |u| at both ends, so on [a, b]
@@ -430,17 +530,19 @@ class Engine:
             if top < node.hi[nr.out]:
                 node.hi[nr.out] = top
 
-    def _solve_lp(self, g: Lin, guards: list[tuple[Lin, Fraction]], phases: dict[int, int]):
+    def _solve_lp(self, g: Lin, guards: list[tuple[Lin, Fraction]], phases: dict[int, int],
+                  ctx: _BoxCtx | None = None):
         from scipy.optimize import linprog  # noqa: PLC0415
 
-        node = self._node_rows(phases)
+        ctx = ctx or self.root_ctx
+        node = self._node_rows(phases, ctx)
         self.last_node = node
         if node is None:
             return "empty", None, None, None
         repl, lo, hi = node.repl, node.lo, node.hi
         more = guards
-        lo_f, hi_f = self.lo_f.copy(), self.hi_f.copy()
-        base_lo, base_hi = self.enc.lo, self.enc.hi
+        lo_f, hi_f = ctx.lo_f.copy(), ctx.hi_f.copy()
+        base_lo, base_hi = ctx.lo, ctx.hi
         for i in range(self.n):  # only the bounds this node changed need rounding (or can be empty)
             lo_i, hi_i = lo[i], hi[i]
             if lo_i is base_lo[i] and hi_i is base_hi[i]:
@@ -505,48 +607,51 @@ class Engine:
 
             g.y = lam.(A y) + r.y <= lam.b + sum_i max(r_i lo_i, r_i hi_i),   r = g - A^T lam.
 
-        The unreplaced base rows are summed in integers over their common denominator D, all rows
-        at once: each row is packed into one integer with a slot of S bits per variable, so
+        Everything is summed in integers over one common denominator. The unreplaced base rows
+        are packed into one integer each, with a slot of S bits per variable, so their part of
         A^T lam is a sum of big-integer products (S leaves room for every slot's total)."""
         nb = len(self.int_rows)
-        lam_b = np.asarray(lam_f[:nb], dtype=float)
-        lam_b = np.where(np.isfinite(lam_b) & (lam_b > 0.0), lam_b, 0.0)
-        top = float(lam_b.max()) if nb else 0.0
-        keep = np.flatnonzero(lam_b > top * 2.0**-40) if top > 0 else np.array([], dtype=int)
-        keep = [k for k in keep.tolist() if k not in repl]
-        mant, expo = np.frexp(lam_b[keep]) if keep else (np.array([]), np.array([], dtype=int))
+        lam_all = np.asarray(lam_f, dtype=float)
+        lam_all = np.where(np.isfinite(lam_all) & (lam_all > 0.0), lam_all, 0.0)
+        top = float(lam_all.max()) if len(lam_all) else 0.0
+        cut = top * 2.0**-40
+        keep = [k for k in np.flatnonzero(lam_all[:nb] > cut).tolist() if k not in repl] if top > 0 else []
+        others = [(i, row) for i, row in repl.items() if lam_all[i] > cut] + \
+            [(nb + i, row) for i, row in enumerate(more) if lam_all[nb + i] > cut]
+        idx = keep + [i for i, _ in others]
+        mant, expo = np.frexp(lam_all[idx]) if idx else (np.array([]), np.array([], dtype=int))
         ms = [int(m) for m in np.rint(mant * 2.0**40)]
         es = [int(e) - 40 for e in expo]
         shift = max(0, -min(es)) if es else 0
         lams = [m << (e + shift) for m, e in zip(ms, es)]
-        den = self.D << shift
-        tot = sum(lam * self.int_rows[k][1] for lam, k in zip(lams, keep))
+        lam_base, lam_other = lams[:len(keep)], lams[len(keep):]
         n = self.n
+        # the other rows in integers over their own denominators; L: the common denominator
+        conv = [self._int_row(row) for _, row in others]
+        L = math.lcm(self.D, *(d for _, _, d in conv)) if conv else self.D
+        scale = L // self.D
+        tot = sum(lam * self.int_rows[k][1] for lam, k in zip(lam_base, keep)) * scale
         acc = [0] * n
-        if lams:
-            width = max(lam.bit_length() for lam in lams) + self.a_bits + max(len(lams), 2).bit_length() + 1
+        if lam_base:
+            width = max(lam.bit_length() for lam in lam_base) + self.a_bits + max(len(lam_base), 2).bit_length() + 1
             S = 64 * -(-width // 64)
             pos, neg = self._pack(S)
-            ap = sum(lam * pos[k] for lam, k in zip(lams, keep))
-            an = sum(lam * neg[k] for lam, k in zip(lams, keep))
+            ap = sum(lam * pos[k] for lam, k in zip(lam_base, keep))
+            an = sum(lam * neg[k] for lam, k in zip(lam_base, keep))
             size = S * n // 8
             bp, bn = ap.to_bytes(size, "little"), an.to_bytes(size, "little")
             step = S // 8
-            acc = [int.from_bytes(bp[i:i + step], "little") - int.from_bytes(bn[i:i + step], "little")
+            acc = [(int.from_bytes(bp[i:i + step], "little") - int.from_bytes(bn[i:i + step], "little")) * scale
                    for i in range(0, size, step)]
+        for lam, (coef, rhs, d) in zip(lam_other, conv):
+            f = lam * (L // d)
+            tot += f * rhs
+            for v, a in coef:
+                acc[v] += f * a
+        den = L << shift
         total = Fraction(tot, den)
-        # variables whose r gets contributions in Fractions: the objective's and the other rows'
-        r: dict[int, Fraction] = {v: c for v, c in g.items()}
-        others = [(lam_f[i], row) for i, row in repl.items()] + list(zip(lam_f[nb:], more))
-        for lf, (coef, rhs) in others:
-            if not lf > 0.0 or not math.isfinite(lf):
-                continue
-            lam_q = _dyadic(lf)
-            total += lam_q * rhs
-            for v, coef_v in coef.items():
-                r[v] = r.get(v, _ZERO) - lam_q * coef_v
-        for v, rv in r.items():
-            rv -= Fraction(acc[v], den)
+        for v, c in g.items():  # r_v = g_v - acc_v / den
+            rv = c - Fraction(acc[v], den)
             if rv > 0:
                 total += rv * hi[v]
             elif rv < 0:
@@ -555,7 +660,7 @@ class Engine:
         sums: dict[int, int] = {}
         for v in range(n):
             a = acc[v]
-            if a == 0 or v in r:
+            if a == 0 or v in g:
                 continue
             bnd = lo[v] if a > 0 else hi[v]  # r_v < 0 takes lo, r_v > 0 takes hi
             d = bnd.denominator
@@ -563,6 +668,19 @@ class Engine:
         for d, num in sums.items():
             total += Fraction(num, den * d)
         return total
+
+    def _int_row(self, row: tuple[Lin, Fraction]) -> tuple[list[tuple[int, int]], int, int]:
+        """A row (coefficients, rhs) as integers over its common denominator (cached per row)."""
+        hit = self._int_cache.get(id(row))
+        if hit is not None and hit[0] is row:
+            return hit[1]
+        coef, rhs = row
+        d = math.lcm(rhs.denominator, *(c.denominator for c in coef.values()))
+        out = ([(v, c.numerator * (d // c.denominator)) for v, c in coef.items()], rhs.numerator * (d // rhs.denominator), d)
+        if len(self._int_cache) > 200_000:
+            self._int_cache.clear()
+        self._int_cache[id(row)] = (row, out)  # the row is kept alive, so its id stays unique
+        return out
 
     def _pack(self, S: int) -> tuple[list[int], list[int]]:
         """Per base row, its positive and negative coefficients packed into integers, variable v in
@@ -667,7 +785,8 @@ class Engine:
     # -- search -----------------------------------------------------------------
     def search(self, g: Lin, g_const: Fraction, guards: list[tuple[Lin, Fraction]], evaluate,
                deadline: float | None, *, strict: bool = True, tol: Fraction | None = None,
-               lower: Fraction | None = None, node_budget: int | None = None) -> SearchResult:
+               lower: Fraction | None = None, node_budget: int | None = None,
+               ctx: _BoxCtx | None = None) -> SearchResult:
         """Best-first branch and bound on f(y) = g.y + g_const over the relaxation with the guards.
 
         Decision mode (``tol`` None): stop at the first validated point with f > 0 (>= 0 if not
@@ -703,7 +822,7 @@ class Engine:
                 closed_max = max(closed_max, node.bound) if closed_max is not None else node.bound
                 continue
             nodes += 1
-            status, y, f_float, certify = self._solve_lp(g, guards, node.phases)
+            status, y, f_float, certify = self._solve_lp(g, guards, node.phases, ctx)
             if status == "empty":
                 continue
             if status == "fail":
@@ -882,6 +1001,21 @@ class _WarmLP:
             self.h.changeCoeff(r, v, float(a))
         self.pattern[r] = set(self.pattern[r]) | set(coef)
         self.h.changeRowBounds(r, -self.core.kHighsInf, float(rhs))
+
+
+@dataclass
+class _BoxCtx:
+    """The encoding restricted to an input sub-box: exact and float variable bounds, replaced
+    rows, neurons the box's bounds make stable, and the box's input bounds as doubles."""
+
+    lo: list[Fraction]
+    hi: list[Fraction]
+    repl: dict[int, tuple[Lin, Fraction]]
+    implied: set[int]
+    x_lo_f: np.ndarray
+    x_hi_f: np.ndarray
+    lo_f: np.ndarray
+    hi_f: np.ndarray
 
 
 class _DefaultPattern(dict):
@@ -1226,7 +1360,7 @@ class EngineBackend:
                         heapq.heappush(heap, (-float(ku), next(seq), k, ku, depth + 1))
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget)
+            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget, root=problem)
             nodes += res.nodes
             if res.best is not None and (best is None or res.best[0] > best[0]):
                 best = res.best
@@ -1249,8 +1383,12 @@ class EngineBackend:
 
     def _maximize_box(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                       tol: Fraction, lower: Fraction | None, deadline: float | None,
-                      z_range: tuple[int, Fraction, Fraction] | None, budget: int | None) -> SearchResult:
-        eng = self.engine_for(problem)
+                      z_range: tuple[int, Fraction, Fraction] | None, budget: int | None,
+                      root: Problem | None = None) -> SearchResult:
+        """Search one box: ``problem`` itself, or (``root`` given) a sub-box of ``root`` as a
+        context of root's engine."""
+        eng = self.engine_for(root or problem)
+        ctx = eng.box_context(problem)
         enc = eng.enc
         e = _Expr({}, const)
         for k, c in zp.items():
@@ -1271,7 +1409,8 @@ class EngineBackend:
                 return None
             return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers)
 
-        return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower, node_budget=budget)
+        return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower, node_budget=budget,
+                          ctx=ctx)
 
     def solve(self, problem: Problem, condition: Condition, timeout: float | None) -> CheckOutcome:
         start = time.monotonic()
@@ -1295,7 +1434,7 @@ class EngineBackend:
                     queue += [(child, depth + 1) for child in children]  # cheap progress: no LP needed
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            out = self._solve_box(sub, condition, deadline, budget)
+            out = self._solve_box(sub, condition, deadline, budget, root=problem)
             if out.answer is Answer.SAT:
                 return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
             if out.answer is Answer.UNKNOWN:
@@ -1306,9 +1445,10 @@ class EngineBackend:
         return CheckOutcome(Answer.UNSAT, f"engine: certified on {boxes} input boxes", time_s=time.monotonic() - start)
 
     def _solve_box(self, problem: Problem, condition: Condition, deadline: float | None,
-                   budget: int | None) -> CheckOutcome:
+                   budget: int | None, root: Problem | None = None) -> CheckOutcome:
         start = time.monotonic()
-        eng = self.engine_for(problem)
+        eng = self.engine_for(root or problem)
+        ctx = eng.box_context(problem)
         enc = eng.enc
         last_reason = ""
         for branch in condition:
@@ -1337,7 +1477,7 @@ class EngineBackend:
                     return None
                 return _lin_value(g, g_const, enc, zp, z), (x, layers)
 
-            res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict, node_budget=budget)
+            res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict, node_budget=budget, ctx=ctx)
             if res.best is not None and (res.best[0] > 0 or (not strict and res.best[0] == 0)):
                 x_w, layers_w = res.best[1]  # type: ignore[misc]
                 return CheckOutcome(Answer.SAT, res.reason, x_w, layers_w, False, time.monotonic() - start)

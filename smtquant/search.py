@@ -116,7 +116,7 @@ def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, p
         status, reason = Status.ROBUST, f"{span}; upper <= delta (proved)"
     elif d is not None and lower > d:
         status, reason = Status.VIOLATED, f"{span}; lower > delta (witness validated exactly)"
-    elif stop_reason:
+    elif stop_reason and (interrupted or d is not None or upper - lower > tol):
         status, reason = Status.UNKNOWN, f"{span} (search stopped: {stop_reason})"
     elif d is not None:
         status, reason = Status.UNKNOWN, f"{span} straddles delta"
