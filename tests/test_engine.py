@@ -126,3 +126,35 @@ def test_engine_global_class_metric_and_witness_in_region() -> None:
     assert v.status is sq.Status.VIOLATED
     assert all(lo <= float(c) <= hi for c, (lo, hi) in zip(v.witness.input, [(-1, 2), (-1, 1.5)]))
     assert v.witness.deviation[0] == 1
+
+
+@pytest.mark.parametrize(("act", "sizes"), [("relu", (2, 5, 4, 1)), ("identity", (2, 4, 3, 1))])
+def test_sub_box_context_of_the_root_engine_matches_a_fresh_engine(act: str, sizes: tuple[int, ...]) -> None:
+    """A sub-box searched as a context of the root encoding (rows replaced in place, one warm LP)
+    certifies the same maximum as an engine built on the sub-box alone, and no sampled point of
+    the sub-box exceeds it."""
+    from smtquant.engine import EngineBackend, tighten
+
+    net = tiny_net(7, act, sizes)
+    q = Query(net, sq.parse_scheme("fixed:3").box(net), GlobalRobustness([[-1.0, 1.0], [-0.5, 1.5]], "logit"),
+              get_backend("engine"), None)
+    root = tighten(q.problem)
+    backend = EngineBackend()
+    tol = Fraction(1, 10**7)
+    subs = EngineBackend.split(root)
+    subs = EngineBackend.split(subs[1]) + [subs[0]]
+    rng = np.random.default_rng(3)
+    for sub in subs:
+        for s in (Fraction(1), Fraction(-1)):
+            zp, z = {0: s}, {0: -s}
+            in_ctx = backend._maximize_box(sub, zp, z, Fraction(0), tol, None, None, None, None, root=root)
+            alone = EngineBackend()._maximize_box(sub, zp, z, Fraction(0), tol, None, None, None, None)
+            assert in_ctx.complete and alone.complete
+            assert abs(in_ctx.upper - alone.upper) <= 2 * tol
+            for _ in range(20):  # random points of the sub-box and its parameter box stay below
+                x = [lo + (hi - lo) * Fraction(int(rng.integers(0, 101)), 100) for lo, hi in sub.inputs]
+                layers = [([[w[i][j] + q.box.weights[li][i][j] * int(rng.choice([-1, 1])) for j in range(len(b))]
+                            for i in range(len(w))], [b[j] + q.box.biases[li][j] * int(rng.choice([-1, 1]))
+                                                      for j in range(len(b))]) for li, (w, b) in enumerate(q.layers)]
+                val = s * (forward_enclosure(layers, x, act)[0][0] - forward_enclosure(q.layers, x, act)[0][0])
+                assert val <= in_ctx.upper
