@@ -169,16 +169,21 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
     sigmoid = uses_sigmoid_threshold(q.net, q.metric)
     ztol = 4 * tol if sigmoid else tol
     uppers: list[Fraction] = []
-    directions = [(k, s) for k in range(q.net.n_outputs) for s in (Fraction(1), Fraction(-1))]
-    stopped = ""
-    for n_done, (k, s) in enumerate(directions):
+
+    def objective(k: int, s: Fraction) -> tuple[dict[int, Fraction], dict[int, Fraction], Fraction]:
+        if sigmoid:
+            return {k: s}, ({} if q.local else {k: -s}), Fraction(0)  # optimize z' itself
         if q.local:
             assert q.z_point is not None
-            zp, z, const = {k: s}, {}, -s * q.z_point[k]
-        else:
-            zp, z, const = {k: s}, {k: -s}, Fraction(0)
-        if sigmoid:
-            const = Fraction(0)  # optimize z' itself
+            return {k: s}, {}, -s * q.z_point[k]
+        return {k: s}, {k: -s}, Fraction(0)
+
+    directions = [(k, s) for k in range(q.net.n_outputs) for s in (Fraction(1), Fraction(-1))]
+    if not sigmoid:  # the most promising direction first: its witness then closes the others sooner
+        directions.sort(key=lambda d: -(_direction_value(q, best, *objective(*d)) or Fraction(0)))
+    stopped = ""
+    for n_done, (k, s) in enumerate(directions):
+        zp, z, const = objective(k, s)
         rem = q.remaining()
         if rem is not None and rem <= 0:
             return best, upper, "timeout"
@@ -186,7 +191,12 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
         # stops early still leaves a certified (if wider) bound for every direction
         share = None if rem is None else rem / (len(directions) - n_done)
         q.solver_calls += 1
-        res = optimizer(q.problem, zp, z, const, ztol, _direction_value(q, best, zp, z, const), share)
+        low = _direction_value(q, best, zp, z, const)
+        if not sigmoid and low is not None:
+            # each direction's objective is a deviation: nothing below the best one found so far
+            # (in any direction) can raise the maximum, so the search may close it
+            low = max(low, best.deviation[0])
+        res = optimizer(q.problem, zp, z, const, ztol, low, share)
         if res.best is not None:
             x, layers = res.best[1]
             wit = q.validate(x, layers)
