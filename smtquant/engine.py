@@ -1206,6 +1206,50 @@ def tighten(problem: Problem) -> Problem:
     return out
 
 
+_LP_TIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def lp_tighten(problem: Problem) -> Problem:
+    """At a fixed input, the pre-activations of the third hidden layer on (whose bounds interval
+    arithmetic loosens) tightened by LP: max and min of each unstable one over the relaxation,
+    each certified exactly, then rounded outward to doubles (small denominators keep the
+    certificates fast). The first two layers' interval bounds are already exact there."""
+    hit = _LP_TIGHT.get(problem)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    out = problem
+    if problem.fixed_input and len(problem.layers) >= 4:
+        eng = Engine(problem)
+        pre = [list(layer) for layer in problem.perturbed_bounds.pre]
+        changed = False
+        for li in range(2, len(problem.layers) - 1):
+            for j, e in enumerate(eng.enc.layer_e[True][li][0]):
+                lo, hi = pre[li][j]
+                if not (lo < 0 < hi) or len(e.coef) != 1:
+                    continue
+                v = next(iter(e.coef))
+                for sign in (1, -1):
+                    status, _, _, certify = eng._solve_lp({v: Fraction(sign)}, [], {})
+                    if status != "ok":
+                        continue
+                    c = certify()
+                    if sign > 0 and c < hi:
+                        hi, changed = Fraction(_up(c)), True
+                    elif sign < 0 and -c > lo:
+                        lo, changed = Fraction(_down(-c)), True
+                pre[li][j] = (lo, min(hi, pre[li][j][1]))
+                pre[li][j] = (max(lo, pre[li][j][0]), pre[li][j][1])
+        if changed:
+            out = Problem(problem.layers, problem.hidden_activation, problem.box, problem.inputs,
+                          LayerBounds(tuple(tuple(layer) for layer in pre)), problem.original_bounds,
+                          problem.diff_bounds)
+            if problem in _ZONO:
+                _ZONO[out] = _ZONO[problem]
+    _LP_TIGHT[problem] = out
+    _LP_TIGHT[out] = out
+    return out
+
+
 def _zono_upper(problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction) -> Fraction | None:
     zb: Zonotope | None = _ZONO.get(problem)
     return None if zb is None else zb.upper(zp, z, const)
@@ -1330,6 +1374,7 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
+            problem = lp_tighten(problem)
             return self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
@@ -1417,6 +1462,7 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
+            problem = lp_tighten(problem)
             out = self._solve_box(problem, condition, deadline, None)
             return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
         queue: list[tuple[Problem, int]] = [(problem, 0)]

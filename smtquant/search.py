@@ -189,9 +189,9 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
             return best, upper, "timeout"
         # share the time left between the directions still to do, so that a search that
         # stops early still leaves a certified (if wider) bound for every direction; the first
-        # (most promising) one gets three quarters, as the others usually close quickly below it
+        # (most promising) one gets 85%, as the others usually close quickly below its witness
         left = len(directions) - n_done
-        share = None if rem is None else (rem if left == 1 else rem * 3 / 4 if n_done == 0 and not sigmoid
+        share = None if rem is None else (rem if left == 1 else rem * 0.85 if n_done == 0 and not sigmoid
                                           else rem / left)
         q.solver_calls += 1
         low = _direction_value(q, best, zp, z, const)
