@@ -1329,7 +1329,7 @@ class EngineBackend:
         return None
 
     NODE_BUDGET = 40  # nodes per input sub-box before it is split (global problems)
-    MAX_SPLITS = 24  # input splits along one path at most (cheap ones included); deeper sub-boxes search without budget
+    MAX_SPLITS = 14  # input splits along one path at most (cheap ones included); deeper sub-boxes search without budget
     CHEAP_DEPTH = 12  # splits of an optimization's input box on zonotope bounds alone (no LP), along one path
     CHEAP_SPLITS = 10  # splits of a decision query that interval bounds alone justify (no LP), along one path
 
