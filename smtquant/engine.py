@@ -1237,8 +1237,7 @@ def lp_tighten(problem: Problem) -> Problem:
                         hi, changed = Fraction(_up(c)), True
                     elif sign < 0 and -c > lo:
                         lo, changed = Fraction(_down(-c)), True
-                pre[li][j] = (lo, min(hi, pre[li][j][1]))
-                pre[li][j] = (max(lo, pre[li][j][0]), pre[li][j][1])
+                pre[li][j] = (lo, hi)  # only ever narrowed above
         if changed:
             out = Problem(problem.layers, problem.hidden_activation, problem.box, problem.inputs,
                           LayerBounds(tuple(tuple(layer) for layer in pre)), problem.original_bounds,
