@@ -88,6 +88,9 @@ class _Encoding:
         self.trace: list[tuple[list[_Expr], list[_Expr]]] = []  # perturbed net: (inputs h, pre u) per layer
         self.x: list[_Expr] = []
         self.x_vars: list[int | None] = []
+        self.cr: dict[int, tuple[_Expr, _Expr]] = {}  # perturbed pre-activation u -> (c, r): |u - c| <= r
+        self.hull_rows: dict[int, list[int]] = {}  # abs neuron -> its extra hull rows
+        self.names: dict[tuple, int] = {}  # expression -> a variable equal to it (_named)
         for lo, hi in problem.inputs:
             if lo == hi:
                 self.x.append(_Expr({}, lo))
@@ -130,7 +133,42 @@ class _Encoding:
         self._row(av.add(h, -m), c)
         pre = next(iter(h.coef)) if len(h.coef) == 1 and h.const == 0 else -1
         self.neurons.append(_Neuron(key, pre, "abs", a, lo, hi, len(self.rows) - 1))
+        if pre >= 0 and pre in self.cr:
+            c, r = self.cr[pre]
+            ml, mh = self._range(c)
+            rl, rh = self._range(r)
+            ml, mh = max(ml, lo - rh), min(mh, hi + rh)  # u in [c - r, c + r] also bounds c
+            facets = _abs_hull(ml, mh, max(rl, _ZERO), rh)
+            if facets:  # short rows: c and r as variables of their own (r is often shared by a layer)
+                cv, rv = self._named(c, ml, mh), self._named(r, rl, rh)
+            first = len(self.rows)
+            for coef, b0 in facets:
+                am, ar, au = coef
+                self._row(_lincomb([(av, Fraction(1)), (cv, -am), (rv, -ar), (h, -au)], _ZERO), b0)
+            self.hull_rows[len(self.neurons) - 1] = list(range(first, len(self.rows)))
         return av
+
+    def _named(self, e: _Expr, lo: Fraction, hi: Fraction) -> _Expr:
+        """A variable v = e (two rows), one per distinct expression."""
+        key = (tuple(sorted(e.coef.items())), e.const)
+        v = self.names.get(key)
+        if v is None:
+            v = self._var(lo, hi)
+            ve = _Expr({v: Fraction(1)})
+            self._row(ve.add(e, Fraction(-1)), _ZERO)
+            self._row(e.add(ve, Fraction(-1)), _ZERO)
+            self.names[key] = v
+        return _Expr({v: Fraction(1)})
+
+    def _range(self, e: _Expr) -> tuple[Fraction, Fraction]:
+        """Exact interval of a linear expression over the variables' bounds."""
+        lo = hi = e.const
+        for v, k in e.coef.items():
+            if k > 0:
+                lo, hi = lo + k * self.lo[v], hi + k * self.hi[v]
+            else:
+                lo, hi = lo + k * self.hi[v], hi + k * self.lo[v]
+        return lo, hi
 
     def _network(self, pre_bounds: Sequence[Sequence[Interval]], perturbed: bool) -> list[_Expr]:
         p = self.problem
@@ -155,6 +193,8 @@ class _Encoding:
                     u = self._var(max(lo, c.const - r.const), min(hi, c.const + r.const))
                 else:
                     u = self._var(lo, hi)
+                    if perturbed:
+                        self.cr[u] = (c, r)
                     uv = _Expr({u: Fraction(1)})
                     one, neg = Fraction(1), Fraction(-1)
                     self._row(_lincomb([(uv, one), (c, neg), (r, neg)], _ZERO), _ZERO)  # u - c - r <= 0
@@ -246,6 +286,43 @@ def _lincomb(terms: Sequence[tuple[_Expr, Fraction]], const: Fraction) -> _Expr:
             prev = coef.get(k)
             coef[k] = t if prev is None else prev + t
     return _Expr(coef, const)
+
+
+_Plane = tuple[tuple[Fraction, Fraction, Fraction], Fraction]
+
+
+def _abs_hull(ml: Fraction, mh: Fraction, rl: Fraction, rh: Fraction) -> list[_Plane]:
+    """Upper planes of |u| over P = {m in [ml, mh], r in [rl, rh], |u - m| <= r} (rl >= 0): the
+    facets of its concave envelope, as ((am, ar, au), b) with |u| <= am m + ar r + au u + b on P.
+
+    P's vertices are the eight points (m, r, m +- r) at the corners of the (m, r) box, and
+    |u| - (am m + ar r + au u) is convex, so its maximum over P is at one of them: the float
+    facets found by interpolating four vertices get their constant b exactly from that maximum
+    (coefficients rounded to doubles, so every row is valid whatever the rounding). Empty when
+    both ranges are single points: u then spans one interval, where the chord is the envelope."""
+    verts = [(m, r, m + s * r) for m in (ml, mh) for r in (rl, rh) for s in (-1, 1)]
+    wm, wr = max(float(mh - ml), 1e-9), max(float(rh - rl), 1e-9)  # a flat box: widen for the float fit
+    X = np.array([[float(ml) + wm * (i >> 2), float(rl) + wr * ((i >> 1) & 1), 0.0, 1.0] for i in range(8)])
+    X[:, 2] = X[:, 0] + np.where(np.arange(8) & 1, 1.0, -1.0) * X[:, 1]
+    f = np.abs(X[:, 2])
+    subsets = np.array(list(itertools.combinations(range(8), 4)))
+    M = X[subsets]
+    ok = np.abs(np.linalg.det(M)) > 1e-12 * max(1.0, float(np.abs(X).max())) ** 3
+    out: list[_Plane] = []
+    if not ok.any():
+        return out
+    sol = np.linalg.solve(M[ok], f[subsets[ok]][..., None])[..., 0]
+    seen: list[np.ndarray] = []
+    for cf in sol:
+        if not np.all(np.isfinite(cf)) or np.any(X @ cf < f - 1e-9 * (1.0 + f)):
+            continue
+        if any(np.allclose(cf[:3], t, rtol=1e-9, atol=1e-12) for t in seen):
+            continue
+        seen.append(cf[:3])
+        am, ar, au = (Fraction(float(v)) for v in cf[:3])
+        b = max(abs(u) - am * m - ar * r - au * u for m, r, u in verts)
+        out.append(((am, ar, au), Fraction(_up(b))))
+    return out
 
 
 def _upper_line(slope: Fraction, lo: Fraction, hi: Fraction, f_lo: Fraction, f_hi: Fraction) -> tuple[Fraction, Fraction]:
@@ -890,6 +967,10 @@ class Engine:
             if k in phases or k in implied or nr.pre < 0 or nr.row < 0:
                 continue
             score = lam[nr.row] * (float(repl[nr.row][1]) if nr.row in repl else self.icpt[k])
+            hull = self.enc.hull_rows.get(k)
+            if hull:  # the hull rows' share: their multipliers times the gap a - |u| at the LP point
+                gap = float(y[nr.out]) - abs(float(y[nr.pre]))
+                score += sum(lam[r] for r in hull) * max(gap, 0.0)
             if score > best_score:
                 best, best_score = k, score
         if best is not None and best_score > 1e-9:

@@ -196,3 +196,63 @@ def test_lp_tightened_bounds_are_narrower_and_hold_at_sampled_points(act: str, m
     monkeypatch.setattr(engine_mod, "lp_tighten", lambda p: p)
     w = sq.quantify(net, "fixed:1", q.prop, solver="engine", tolerance=1e-6, timeout=120)
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
+
+
+@pytest.mark.parametrize("box", [(-1, 2, 0.5, 3), (0.25, 0.75, 1, 1.5), (-2, -1, 0, 0.5), (0.3, 0.3, 0.2, 0.9),
+                                 (-1, 1, 0.7, 0.7), (1, 1, 2, 2)])
+def test_abs_hull_planes_hold_on_the_region_and_touch_every_vertex(box) -> None:
+    from smtquant.engine import _abs_hull
+
+    ml, mh, rl, rh = (Fraction(v) for v in box)
+    planes = _abs_hull(ml, mh, rl, rh)
+    if ml == mh and rl == rh:  # u ranges over one interval: the chord row already is the envelope
+        assert planes == []
+        return
+    assert planes
+    verts = [(m, r, m + s * r) for m in (ml, mh) for r in (rl, rh) for s in (-1, 1)]
+    for (am, ar, au), b in planes:
+        slack = [am * m + ar * r + au * u + b - abs(u) for m, r, u in verts]
+        assert min(slack) >= 0  # exact: the plane is above |u| at every vertex, hence on the region
+        assert min(slack) < Fraction(1, 10**9)  # and touches it (b is not padded)
+    for m, r, u in verts:  # together the planes are the concave envelope: exact at the vertices
+        assert min(am * m + ar * r + au * u + b for (am, ar, au), b in planes) - abs(u) < Fraction(1, 10**9)
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        m = float(ml) + float(mh - ml) * rng.random()
+        r = float(rl) + float(rh - rl) * rng.random()
+        u = m + r * rng.uniform(-1, 1)
+        assert min(float(am) * m + float(ar) * r + float(au) * u + float(b) for (am, ar, au), b in planes) >= abs(u) - 1e-12
+    # the chord of |u| over u's whole range [ml - rh, mh + rh] is loose at a vertex inside that range
+    lo, hi = ml - rh, mh + rh
+    if lo < 0 < hi:
+        assert any(((hi + lo) * u - 2 * hi * lo) / (hi - lo) > abs(u) for _, _, u in verts)
+
+
+@pytest.mark.parametrize("kind", ["local", "global"])
+def test_identity_hull_rows_tighten_the_root_and_keep_the_maximum(kind: str, monkeypatch) -> None:
+    from smtquant import engine as engine_mod
+
+    net = tiny_net(5, "identity", (2, 6, 6, 1))
+    prop = LocalRobustness([0.4, -0.3], "logit") if kind == "local" else GlobalRobustness([[-0.5, 0.5], [-0.2, 1]], "logit")
+    box = sq.parse_scheme("fixed:2").box(net)
+    q = Query(net, box, prop, get_backend("engine"), None)
+    problem = engine_mod.tighten(q.problem)
+
+    def root(eng: Engine) -> float:
+        g = {next(iter(eng.enc.zp[0].coef)): Fraction(1)}
+        for v in eng.enc.z[0].coef:
+            g[v] = Fraction(-1)
+        status, _, value, certify = eng._solve_lp(g, [], {})
+        assert status == "ok"
+        return float(certify())
+
+    with_hull = Engine(problem)
+    assert with_hull.enc.hull_rows and all(with_hull.enc.hull_rows.values())
+    v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
+    monkeypatch.setattr(engine_mod, "_abs_hull", lambda *a: [])
+    without = Engine(problem)
+    assert not any(without.enc.hull_rows.values())
+    assert root(with_hull) < root(without) - 1e-6
+    w = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert v.status is w.status is sq.Status.ROBUST
+    assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
