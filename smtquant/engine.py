@@ -91,6 +91,7 @@ class _Encoding:
         self.cr: dict[int, tuple[_Expr, _Expr]] = {}  # perturbed pre-activation u -> (c, r): |u - c| <= r
         self.hull_rows: dict[int, list[int]] = {}  # abs neuron -> its extra hull rows
         self.names: dict[tuple, int] = {}  # expression -> a variable equal to it (_named)
+        self.hull_info: dict[int, tuple[int, int, _Expr, _Expr]] = {}  # abs neuron -> (c var, r var, c, r)
         for lo, hi in problem.inputs:
             if lo == hi:
                 self.x.append(_Expr({}, lo))
@@ -146,6 +147,8 @@ class _Encoding:
                 am, ar, au = coef
                 self._row(_lincomb([(av, Fraction(1)), (cv, -am), (rv, -ar), (h, -au)], _ZERO), b0)
             self.hull_rows[len(self.neurons) - 1] = list(range(first, len(self.rows)))
+            if facets:
+                self.hull_info[len(self.neurons) - 1] = (next(iter(cv.coef)), next(iter(rv.coef)), c, r)
         return av
 
     def _named(self, e: _Expr, lo: Fraction, hi: Fraction) -> _Expr:
@@ -161,14 +164,24 @@ class _Encoding:
         return _Expr({v: Fraction(1)})
 
     def _range(self, e: _Expr) -> tuple[Fraction, Fraction]:
-        """Exact interval of a linear expression over the variables' bounds."""
-        lo = hi = e.const
-        for v, k in e.coef.items():
-            if k > 0:
-                lo, hi = lo + k * self.lo[v], hi + k * self.hi[v]
-            else:
-                lo, hi = lo + k * self.hi[v], hi + k * self.lo[v]
-        return lo, hi
+        return _expr_range(e, self.lo, self.hi)
+
+    def hull_planes(self, k: int, lo: Sequence[Fraction], hi: Sequence[Fraction]) -> list[tuple[Lin, Fraction]] | None:
+        """The hull rows of abs neuron k for the variable bounds lo, hi (same variables as its
+        base rows); None when they cannot help (the sign of u is fixed, or no planes)."""
+        cv, rv, c, r = self.hull_info[k]
+        nr = self.neurons[k]
+        a, b = lo[nr.pre], hi[nr.pre]
+        if a >= 0 or b <= 0:
+            return None
+        ml, mh = _expr_range(c, lo, hi)
+        rl, rh = _expr_range(r, lo, hi)
+        ml, mh = max(ml, lo[cv], a - rh), min(mh, hi[cv], b + rh)
+        rl, rh = max(rl, lo[rv], _ZERO), min(rh, hi[rv])
+        if ml > mh or rl > rh:
+            return None
+        one = Fraction(1)
+        return [({nr.out: one, cv: -am, rv: -ar, nr.pre: -au}, b0) for (am, ar, au), b0 in _abs_hull(ml, mh, rl, rh)] or None
 
     def _network(self, pre_bounds: Sequence[Sequence[Interval]], perturbed: bool) -> list[_Expr]:
         p = self.problem
@@ -286,6 +299,17 @@ def _lincomb(terms: Sequence[tuple[_Expr, Fraction]], const: Fraction) -> _Expr:
             prev = coef.get(k)
             coef[k] = t if prev is None else prev + t
     return _Expr(coef, const)
+
+
+def _expr_range(e: _Expr, lo: Sequence[Fraction], hi: Sequence[Fraction]) -> tuple[Fraction, Fraction]:
+    """Exact interval of a linear expression over the variables' bounds."""
+    a = b = e.const
+    for v, k in e.coef.items():
+        if k > 0:
+            a, b = a + k * lo[v], b + k * hi[v]
+        else:
+            a, b = a + k * hi[v], b + k * lo[v]
+    return a, b
 
 
 _Plane = tuple[tuple[Fraction, Fraction, Fraction], Fraction]
@@ -482,6 +506,12 @@ class Engine:
                     m, c = _upper_line((b + a) / (b - a), a, b, -a, b)
                     repl[nr.row] = ({nr.out: one, nr.pre: -m}, c)
                 hi[nr.out] = min(hi[nr.out], max(-a, b))
+        for k in enc.hull_info:  # the identity units' hull planes, for this sub-box's ranges of c and r
+            planes = enc.hull_planes(k, lo, hi)
+            if planes:
+                rows = enc.hull_rows[k]
+                for i, r in enumerate(rows):  # as many as the base rows: repeat the last, or drop extra
+                    repl[r] = planes[min(i, len(planes) - 1)]
         if sub.diff_bounds is not None:
             for li, j, d, g, first in enc.diff_at:
                 dl, dh = sub.diff_bounds.pre[li][j]

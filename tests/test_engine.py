@@ -144,6 +144,10 @@ def test_sub_box_context_of_the_root_engine_matches_a_fresh_engine(act: str, siz
     subs = EngineBackend.split(root)
     subs = EngineBackend.split(subs[1]) + [subs[0]]
     rng = np.random.default_rng(3)
+    if act == "identity":  # the sub-boxes get their own hull planes for the identity units
+        eng = backend.engine_for(root)
+        hull = {r for rows in eng.enc.hull_rows.values() for r in rows}
+        assert hull and all(hull & set(eng.box_context(sub).repl) for sub in subs)
     for sub in subs:
         for s in (Fraction(1), Fraction(-1)):
             zp, z = {0: s}, {0: -s}
