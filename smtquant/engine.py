@@ -135,21 +135,28 @@ class _Encoding:
         pre = next(iter(h.coef)) if len(h.coef) == 1 and h.const == 0 else -1
         self.neurons.append(_Neuron(key, pre, "abs", a, lo, hi, len(self.rows) - 1))
         if pre >= 0 and pre in self.cr:
-            c, r = self.cr[pre]
-            ml, mh = self._range(c)
-            rl, rh = self._range(r)
-            ml, mh = max(ml, lo - rh), min(mh, hi + rh)  # u in [c - r, c + r] also bounds c
-            facets = _abs_hull(ml, mh, max(rl, _ZERO), rh)
-            if facets:  # short rows: c and r as variables of their own (r is often shared by a layer)
-                cv, rv = self._named(c, ml, mh), self._named(r, rl, rh)
-            first = len(self.rows)
-            for coef, b0 in facets:
-                am, ar, au = coef
-                self._row(_lincomb([(av, Fraction(1)), (cv, -am), (rv, -ar), (h, -au)], _ZERO), b0)
-            self.hull_rows[len(self.neurons) - 1] = list(range(first, len(self.rows)))
-            if facets:
-                self.hull_info[len(self.neurons) - 1] = (next(iter(cv.coef)), next(iter(rv.coef)), c, r)
+            self._add_hull(len(self.neurons) - 1, av)
         return av
+
+    def _add_hull(self, k: int, out: _Expr) -> None:
+        """Hull rows of neuron k (out = |u| or max(u, 0), u a perturbed pre-activation with
+        |u - c| <= r): planes over (c, r, u), tighter than the chord or triangle over u's range
+        where c and r vary (see _hull_planes)."""
+        nr = self.neurons[k]
+        c, r = self.cr[nr.pre]
+        ml, mh = self._range(c)
+        rl, rh = self._range(r)
+        ml, mh = max(ml, nr.lo - rh), min(mh, nr.hi + rh)  # u in [c - r, c + r] also bounds c
+        planes = _hull_planes(nr.kind, ml, mh, max(rl, _ZERO), rh)
+        if not planes:
+            return
+        cv, rv = self._named(c, ml, mh), self._named(r, rl, rh)  # short rows; r is often shared by a layer
+        u = _Expr({nr.pre: Fraction(1)})
+        first = len(self.rows)
+        for (am, ar, au), b0 in planes:
+            self._row(_lincomb([(out, Fraction(1)), (cv, -am), (rv, -ar), (u, -au)], _ZERO), b0)
+        self.hull_rows[k] = list(range(first, len(self.rows)))
+        self.hull_info[k] = (next(iter(cv.coef)), next(iter(rv.coef)), c, r)
 
     def _named(self, e: _Expr, lo: Fraction, hi: Fraction) -> _Expr:
         """A variable v = e (two rows), one per distinct expression."""
@@ -167,7 +174,7 @@ class _Encoding:
         return _expr_range(e, self.lo, self.hi)
 
     def hull_planes(self, k: int, lo: Sequence[Fraction], hi: Sequence[Fraction]) -> list[tuple[Lin, Fraction]] | None:
-        """The hull rows of abs neuron k for the variable bounds lo, hi (same variables as its
+        """The hull rows of neuron k for the variable bounds lo, hi (same variables as its
         base rows); None when they cannot help (the sign of u is fixed, or no planes)."""
         cv, rv, c, r = self.hull_info[k]
         nr = self.neurons[k]
@@ -181,7 +188,8 @@ class _Encoding:
         if ml > mh or rl > rh:
             return None
         one = Fraction(1)
-        return [({nr.out: one, cv: -am, rv: -ar, nr.pre: -au}, b0) for (am, ar, au), b0 in _abs_hull(ml, mh, rl, rh)] or None
+        planes = _hull_planes(nr.kind, ml, mh, rl, rh)
+        return [({nr.out: one, cv: -am, rv: -ar, nr.pre: -au}, b0) for (am, ar, au), b0 in planes] or None
 
     def _network(self, pre_bounds: Sequence[Sequence[Interval]], perturbed: bool) -> list[_Expr]:
         p = self.problem
@@ -238,6 +246,8 @@ class _Encoding:
                     s, c = _upper_line(hi / (hi - lo), lo, hi, _ZERO, hi)
                     self._row(he.add(ue, -s), c)  # h <= s u + c, the triangle's upper side (rounded safely)
                     self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi, len(self.rows) - 1))
+                    if perturbed and u in self.cr and self.problem.fixed_input:  # (on input regions the
+                        self._add_hull(len(self.neurons) - 1, he)  # extra rows slowed ReLU LPs ~10x)
                     h.append(he)
                 h_bounds.append((max(lo, _ZERO), max(hi, _ZERO)))
             self.layer_e[perturbed].append((us, h))
@@ -315,12 +325,13 @@ def _expr_range(e: _Expr, lo: Sequence[Fraction], hi: Sequence[Fraction]) -> tup
 _Plane = tuple[tuple[Fraction, Fraction, Fraction], Fraction]
 
 
-def _abs_hull(ml: Fraction, mh: Fraction, rl: Fraction, rh: Fraction) -> list[_Plane]:
-    """Upper planes of |u| over P = {m in [ml, mh], r in [rl, rh], |u - m| <= r} (rl >= 0): the
-    facets of its concave envelope, as ((am, ar, au), b) with |u| <= am m + ar r + au u + b on P.
+def _hull_planes(kind: str, ml: Fraction, mh: Fraction, rl: Fraction, rh: Fraction) -> list[_Plane]:
+    """Upper planes of f(u) = |u| (kind "abs") or max(u, 0) ("relu") over
+    P = {m in [ml, mh], r in [rl, rh], |u - m| <= r} (rl >= 0): the facets of f's concave envelope
+    on P, as ((am, ar, au), b) with f(u) <= am m + ar r + au u + b on P.
 
     P's vertices are the eight points (m, r, m +- r) at the corners of the (m, r) box, and
-    |u| - (am m + ar r + au u) is convex, so its maximum over P is at one of them: the float
+    f(u) - (am m + ar r + au u) is convex, so its maximum over P is at one of them: the float
     facets found by interpolating four vertices get their constant b exactly from that maximum
     (coefficients rounded to doubles, so every row is valid whatever the rounding). Empty when
     both ranges are single points: u then spans one interval, where the chord is the envelope."""
@@ -328,7 +339,8 @@ def _abs_hull(ml: Fraction, mh: Fraction, rl: Fraction, rh: Fraction) -> list[_P
     wm, wr = max(float(mh - ml), 1e-9), max(float(rh - rl), 1e-9)  # a flat box: widen for the float fit
     X = np.array([[float(ml) + wm * (i >> 2), float(rl) + wr * ((i >> 1) & 1), 0.0, 1.0] for i in range(8)])
     X[:, 2] = X[:, 0] + np.where(np.arange(8) & 1, 1.0, -1.0) * X[:, 1]
-    f = np.abs(X[:, 2])
+    f = np.abs(X[:, 2]) if kind == "abs" else np.maximum(X[:, 2], 0.0)
+    fx = abs if kind == "abs" else (lambda v: max(v, _ZERO))
     subsets = np.array(list(itertools.combinations(range(8), 4)))
     M = X[subsets]
     ok = np.abs(np.linalg.det(M)) > 1e-12 * max(1.0, float(np.abs(X).max())) ** 3
@@ -344,7 +356,7 @@ def _abs_hull(ml: Fraction, mh: Fraction, rl: Fraction, rh: Fraction) -> list[_P
             continue
         seen.append(cf[:3])
         am, ar, au = (Fraction(float(v)) for v in cf[:3])
-        b = max(abs(u) - am * m - ar * r - au * u for m, r, u in verts)
+        b = max(fx(u) - am * m - ar * r - au * u for m, r, u in verts)
         out.append(((am, ar, au), Fraction(_up(b))))
     return out
 
@@ -366,6 +378,7 @@ class SearchResult:
     complete: bool
     nodes: int
     reason: str
+    floor: Fraction | None = None  # the largest value observe() certified during the search
 
 
 @dataclass(order=True)
@@ -904,6 +917,7 @@ class Engine:
         """
         heap = [_Node(0.0, next(self.seq), {})]
         nodes = 0
+        floor: Fraction | None = None
         best: tuple[Fraction, object] | None = None
         closed_max: Fraction | None = None  # the largest certified bound among nodes closed by tolerance
         low = lower
@@ -917,7 +931,7 @@ class Engine:
             if best is not None:
                 ups.append(best[0])
             upper = max(ups) if ups else None
-            return SearchResult(upper, best, complete, nodes, reason)
+            return SearchResult(upper, best, complete, nodes, reason, floor)
 
         while heap:
             if deadline is not None and time.monotonic() > deadline:
@@ -953,11 +967,13 @@ class Engine:
             if self.replay_value(y, g, g_const) > threshold - slack:
                 got = evaluate(y)
                 if got is not None:
-                    val, wit = got
+                    val, wit = got[:2]
                     if best is None or val > best[0]:
                         best = (val, wit)
                     if low is None or val > low:
                         low = val
+                    if len(got) > 2 and got[2] is not None and tol is not None and got[2] > low:
+                        low = floor = got[2]  # certified elsewhere (the caller keeps its witness)
                     if tol is None and (val > 0 or (not strict and val == 0)):
                         return result(True, f"engine: witness at node {nodes}")
             if tol is not None and low is not None and f_est <= float(low + tol) + slack:
@@ -998,8 +1014,9 @@ class Engine:
                 continue
             score = lam[nr.row] * (float(repl[nr.row][1]) if nr.row in repl else self.icpt[k])
             hull = self.enc.hull_rows.get(k)
-            if hull:  # the hull rows' share: their multipliers times the gap a - |u| at the LP point
-                gap = float(y[nr.out]) - abs(float(y[nr.pre]))
+            if hull:  # the hull rows' share: their multipliers times the gap a - f(u) at the LP point
+                u = float(y[nr.pre])
+                gap = float(y[nr.out]) - (abs(u) if nr.kind == "abs" else max(u, 0.0))
                 score += sum(lam[r] for r in hull) * max(gap, 0.0)
             if score > best_score:
                 best, best_score = k, score
@@ -1476,16 +1493,20 @@ class EngineBackend:
 
     def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                  tol: Fraction, lower: Fraction | None, timeout: float | None,
-                 z_range: tuple[int, Fraction, Fraction] | None = None) -> SearchResult:
+                 z_range: tuple[int, Fraction, Fraction] | None = None, observe=None) -> SearchResult:
         """Certified max of sum(zp[k] z'_k) + sum(z[k] z_k) + const to ``tol``; the witness of
         ``best`` is (x, theta' layers), its value exact. ``z_range`` = (k, a, b) restricts the
-        original output z_k to [a, b] (an empty restriction gives upper None, complete)."""
+        original output z_k to [a, b] (an empty restriction gives upper None, complete).
+
+        ``observe(x, layers, z', z)``, if given, sees every replayed point and returns a value the
+        caller has certified by a witness of its own (or None): the search may then close nodes
+        below it too. (quantify: the largest deviation in any direction, whose witness it keeps.)"""
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
             problem = lp_tighten(problem)
-            return self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None)
+            return self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
         heap: list[tuple[float, int, Problem, Fraction | None, int]] = [(0.0, next(seq), problem, None, 0)]
@@ -1515,11 +1536,14 @@ class EngineBackend:
                         heapq.heappush(heap, (-float(ku), next(seq), k, ku, depth + 1))
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget, root=problem)
+            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget, root=problem,
+                                     observe=observe)
             nodes += res.nodes
             if res.best is not None and (best is None or res.best[0] > best[0]):
                 best = res.best
                 low = best[0] if low is None or best[0] > low else low
+            if res.floor is not None and (low is None or res.floor > low):
+                low = res.floor
             if res.complete:
                 if res.upper is not None:
                     closed.append(res.upper)
@@ -1539,7 +1563,7 @@ class EngineBackend:
     def _maximize_box(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                       tol: Fraction, lower: Fraction | None, deadline: float | None,
                       z_range: tuple[int, Fraction, Fraction] | None, budget: int | None,
-                      root: Problem | None = None) -> SearchResult:
+                      root: Problem | None = None, observe=None) -> SearchResult:
         """Search one box: ``problem`` itself, or (``root`` given) a sub-box of ``root`` as a
         context of root's engine."""
         eng = self.engine_for(root or problem)
@@ -1562,7 +1586,8 @@ class EngineBackend:
             zpv, zv = eng.outputs(x)
             if z_range is not None and not z_range[1] <= zv[z_range[0]] <= z_range[2]:
                 return None
-            return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers)
+            floor = observe(x, layers, zpv, zv) if observe is not None else None
+            return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers), floor
 
         return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower, node_budget=budget,
                           ctx=ctx)

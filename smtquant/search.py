@@ -182,6 +182,19 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
     if not sigmoid:  # the most promising direction first: its witness then closes the others sooner
         directions.sort(key=lambda d: -(_direction_value(q, best, *objective(*d)) or Fraction(0)))
     stopped = ""
+    found: list[Witness] = [best]
+
+    def observe(x, layers, zpv, zv) -> Fraction | None:
+        """Every point a search replays: its deviation (any output, either sign) may beat the best
+        witness; then it is validated here and becomes the floor below which every direction's
+        search may close nodes."""
+        dev = max(abs(a - b) for a, b in zip(zpv, zv))
+        if dev > found[0].deviation[0]:
+            wit = q.validate(x, layers)
+            if wit.deviation[0] > found[0].deviation[0]:
+                found[0] = wit
+        return found[0].deviation[0]
+
     for n_done, (k, s) in enumerate(directions):
         zp, z, const = objective(k, s)
         rem = q.remaining()
@@ -199,7 +212,10 @@ def _quantify_by_optimization(q: Query, optimizer, best: Witness, upper: Fractio
             # each direction's objective is a deviation: nothing below the best one found so far
             # (in any direction) can raise the maximum, so the search may close it
             low = max(low, best.deviation[0])
-        res = optimizer(q.problem, zp, z, const, ztol, low, share)
+        found[0] = best
+        res = optimizer(q.problem, zp, z, const, ztol, low, share, observe=None if sigmoid else observe)
+        if found[0].deviation[0] > best.deviation[0]:
+            best = found[0]
         if res.best is not None:
             x, layers = res.best[1]
             wit = q.validate(x, layers)

@@ -202,41 +202,46 @@ def test_lp_tightened_bounds_are_narrower_and_hold_at_sampled_points(act: str, m
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
 
 
+@pytest.mark.parametrize("kind", ["abs", "relu"])
 @pytest.mark.parametrize("box", [(-1, 2, 0.5, 3), (0.25, 0.75, 1, 1.5), (-2, -1, 0, 0.5), (0.3, 0.3, 0.2, 0.9),
                                  (-1, 1, 0.7, 0.7), (1, 1, 2, 2)])
-def test_abs_hull_planes_hold_on_the_region_and_touch_every_vertex(box) -> None:
-    from smtquant.engine import _abs_hull
+def test_hull_planes_hold_on_the_region_and_touch_every_vertex(box, kind: str) -> None:
+    from smtquant.engine import _hull_planes
+
+    def f(u):
+        return abs(u) if kind == "abs" else max(u, 0)
 
     ml, mh, rl, rh = (Fraction(v) for v in box)
-    planes = _abs_hull(ml, mh, rl, rh)
+    planes = _hull_planes(kind, ml, mh, rl, rh)
     if ml == mh and rl == rh:  # u ranges over one interval: the chord row already is the envelope
         assert planes == []
         return
     assert planes
     verts = [(m, r, m + s * r) for m in (ml, mh) for r in (rl, rh) for s in (-1, 1)]
     for (am, ar, au), b in planes:
-        slack = [am * m + ar * r + au * u + b - abs(u) for m, r, u in verts]
-        assert min(slack) >= 0  # exact: the plane is above |u| at every vertex, hence on the region
+        slack = [am * m + ar * r + au * u + b - f(u) for m, r, u in verts]
+        assert min(slack) >= 0  # exact: the plane is above f(u) at every vertex, hence on the region
         assert min(slack) < Fraction(1, 10**9)  # and touches it (b is not padded)
     for m, r, u in verts:  # together the planes are the concave envelope: exact at the vertices
-        assert min(am * m + ar * r + au * u + b for (am, ar, au), b in planes) - abs(u) < Fraction(1, 10**9)
+        assert min(am * m + ar * r + au * u + b for (am, ar, au), b in planes) - f(u) < Fraction(1, 10**9)
     rng = np.random.default_rng(1)
     for _ in range(500):
         m = float(ml) + float(mh - ml) * rng.random()
         r = float(rl) + float(rh - rl) * rng.random()
         u = m + r * rng.uniform(-1, 1)
-        assert min(float(am) * m + float(ar) * r + float(au) * u + float(b) for (am, ar, au), b in planes) >= abs(u) - 1e-12
-    # the chord of |u| over u's whole range [ml - rh, mh + rh] is loose at a vertex inside that range
+        assert min(float(am) * m + float(ar) * r + float(au) * u + float(b) for (am, ar, au), b in planes) >= f(u) - 1e-12
+    # the chord (triangle) of f over u's whole range [ml - rh, mh + rh] is loose at a vertex inside it
     lo, hi = ml - rh, mh + rh
     if lo < 0 < hi:
-        assert any(((hi + lo) * u - 2 * hi * lo) / (hi - lo) > abs(u) for _, _, u in verts)
+        assert any(f(lo) + (f(hi) - f(lo)) * (u - lo) / (hi - lo) > f(u) for _, _, u in verts)
 
 
-@pytest.mark.parametrize("kind", ["local", "global"])
-def test_identity_hull_rows_tighten_the_root_and_keep_the_maximum(kind: str, monkeypatch) -> None:
+@pytest.mark.parametrize(("act", "kind"), [("identity", "local"), ("identity", "global"), ("relu", "local")])
+def test_hull_rows_tighten_the_root_and_keep_the_maximum(kind: str, act: str, monkeypatch) -> None:
+    """ReLU units get hull rows at a fixed input only (on input regions they slowed the LPs)."""
     from smtquant import engine as engine_mod
 
-    net = tiny_net(5, "identity", (2, 6, 6, 1))
+    net = tiny_net(5 if act == "identity" else 4, act, (2, 6, 6, 1))
     prop = LocalRobustness([0.4, -0.3], "logit") if kind == "local" else GlobalRobustness([[-0.5, 0.5], [-0.2, 1]], "logit")
     box = sq.parse_scheme("fixed:2").box(net)
     q = Query(net, box, prop, get_backend("engine"), None)
@@ -253,10 +258,34 @@ def test_identity_hull_rows_tighten_the_root_and_keep_the_maximum(kind: str, mon
     with_hull = Engine(problem)
     assert with_hull.enc.hull_rows and all(with_hull.enc.hull_rows.values())
     v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
-    monkeypatch.setattr(engine_mod, "_abs_hull", lambda *a: [])
+    monkeypatch.setattr(engine_mod, "_hull_planes", lambda *a: [])
     without = Engine(problem)
     assert not any(without.enc.hull_rows.values())
     assert root(with_hull) < root(without) - 1e-6
     w = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
     assert v.status is w.status is sq.Status.ROBUST
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
+
+
+def test_a_floor_from_the_observer_closes_nodes_and_is_reported(monkeypatch) -> None:
+    """quantify's observer certifies the best deviation in any direction; a direction's search may
+    close every node below it, and with the true maximum as floor it needs fewer nodes."""
+    from smtquant.engine import EngineBackend
+
+    net = tiny_net(4, "relu", (2, 6, 6, 1))
+    prop = LocalRobustness([0.4, -0.3], "logit")
+    v = sq.quantify(net, "fixed:1", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert v.status is sq.Status.ROBUST
+    q = Query(net, sq.parse_scheme("fixed:1").box(net), prop, get_backend("engine"), None)
+    z0 = q.z_point[0]
+    tol = Fraction(1, 10**6)
+    seen = []
+    for s in (Fraction(1), Fraction(-1)):
+        plain = EngineBackend().maximize(q.problem, {0: s}, {}, -s * z0, tol, None, 60)
+        floored = EngineBackend().maximize(q.problem, {0: s}, {}, -s * z0, tol, None, 60,
+                                           observe=lambda *a: seen.append(a) or v.max_deviation.lower)
+        assert plain.complete and floored.complete
+        assert plain.upper <= v.max_deviation.upper + tol  # each direction is below the maximum
+        assert floored.nodes <= plain.nodes
+        assert floored.floor in (None, v.max_deviation.lower)
+    assert seen and all(len(a) == 4 for a in seen)
