@@ -89,9 +89,9 @@ class _Encoding:
         self.x: list[_Expr] = []
         self.x_vars: list[int | None] = []
         self.cr: dict[int, tuple[_Expr, _Expr]] = {}  # perturbed pre-activation u -> (c, r): |u - c| <= r
-        self.hull_rows: dict[int, list[int]] = {}  # abs neuron -> its extra hull rows
+        self.hull_rows: dict[int, list[int]] = {}  # neuron (abs or relu) -> its hull rows (_add_hull)
         self.names: dict[tuple, int] = {}  # expression -> a variable equal to it (_named)
-        self.hull_info: dict[int, tuple[int, int, _Expr, _Expr]] = {}  # abs neuron -> (c var, r var, c, r)
+        self.hull_info: dict[int, tuple[int, int, _Expr, _Expr]] = {}  # neuron -> (c var, r var, c, r)
         for lo, hi in problem.inputs:
             if lo == hi:
                 self.x.append(_Expr({}, lo))
@@ -519,7 +519,7 @@ class Engine:
                     m, c = _upper_line((b + a) / (b - a), a, b, -a, b)
                     repl[nr.row] = ({nr.out: one, nr.pre: -m}, c)
                 hi[nr.out] = min(hi[nr.out], max(-a, b))
-        for k in enc.hull_info:  # the identity units' hull planes, for this sub-box's ranges of c and r
+        for k in enc.hull_info:  # hull planes for this sub-box's ranges of c and r
             planes = enc.hull_planes(k, lo, hi)
             if planes:
                 rows = enc.hull_rows[k]
