@@ -230,10 +230,11 @@ def test_hull_planes_hold_on_the_region_and_touch_every_vertex(box, kind: str) -
         r = float(rl) + float(rh - rl) * rng.random()
         u = m + r * rng.uniform(-1, 1)
         assert min(float(am) * m + float(ar) * r + float(au) * u + float(b) for (am, ar, au), b in planes) >= f(u) - 1e-12
-    # the chord (triangle) of f over u's whole range [ml - rh, mh + rh] is loose at a vertex inside it
+    # strictly below the chord (triangle) of f over u's whole range [ml - rh, mh + rh] somewhere
     lo, hi = ml - rh, mh + rh
     if lo < 0 < hi:
-        assert any(f(lo) + (f(hi) - f(lo)) * (u - lo) / (hi - lo) > f(u) for _, _, u in verts)
+        assert any(min(am * m + ar * r + au * u + b for (am, ar, au), b in planes)
+                   < f(lo) + (f(hi) - f(lo)) * (u - lo) / (hi - lo) for m, r, u in verts)
 
 
 @pytest.mark.parametrize(("act", "kind"), [("identity", "local"), ("identity", "global"), ("relu", "local")])
