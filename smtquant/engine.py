@@ -394,6 +394,8 @@ class _Node:
 class Engine:
     """Branch and bound with LP relaxations and exact certificates, for one problem."""
 
+    DIVE_EVERY = 16  # a dive (primal heuristic) from the root node and every this many nodes
+
     def __init__(self, problem: Problem) -> None:
         self._setup(problem)
 
@@ -856,6 +858,65 @@ class Engine:
             val += float(c) * float(h[k] if kind == "p" else h0[k])
         return val
 
+    def point_signs(self, y: np.ndarray) -> dict[int, int]:
+        """The phase of every splittable neuron at the network replayed from the LP point y
+        (float64; only a guess for a dive): the sign of its pre-activation, 0 counted as +."""
+        p = self.problem
+        x = np.array([float(lo) if v is None else min(max(float(y[v]), float(lo)), float(hi))
+                      for v, (lo, hi) in zip(self.enc.x_vars, p.inputs)])
+        ins_p, pre_p, pre_o = [x], [], []
+        h, h0 = x, x
+        n = len(self.wf)
+        for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
+            c, r, t = self._layer_t(y, li, h, w, b, ew, eb)
+            u, u0 = c + t * r, h0 @ w + b
+            pre_p.append(u)
+            pre_o.append(u0)
+            if li < n - 1 and p.hidden_activation == "relu":
+                u, u0 = np.maximum(u, 0.0), np.maximum(u0, 0.0)
+            h, h0 = u, u0
+            ins_p.append(h)
+        signs: dict[int, int] = {}
+        for k, nr in enumerate(self.enc.neurons):
+            tag, li, j = nr.key
+            v = {"p": pre_p, "o": pre_o}[tag][li][j] if nr.kind == "relu" else ins_p[li][j]
+            signs[k] = 1 if v >= 0 else -1
+        return signs
+
+    def dive(self, g: Lin, guards: list[tuple[Lin, Fraction]], y: np.ndarray, phases: dict[int, int],
+             ctx: _BoxCtx | None, evaluate, rounds: int = 6):
+        """A primal heuristic: fix every free neuron to its phase at the point replayed from y and
+        solve that LP, which is then exact up to float error (no relaxation left), so its point
+        replays to about its value; then flip the neurons its optimum leaves at zero and solve
+        again while that improves. Yields what ``evaluate`` returns for each LP point."""
+        signs = self.point_signs(y)
+        implied = (ctx or self.root_ctx).implied
+        fixed = dict(phases)
+        for k, s in signs.items():
+            if k not in fixed and k not in implied and self.enc.neurons[k].pre >= 0:
+                fixed[k] = s
+        best = -math.inf
+        for _ in range(rounds):
+            saved = (self.last_node, self.last_lam)
+            status, y2, f2, _ = self._solve_lp(g, guards, fixed, ctx)
+            self.last_node, self.last_lam = saved
+            if status != "ok" or f2 <= best + 1e-9 * (1.0 + abs(f2)):
+                return
+            best = f2
+            got = evaluate(y2)
+            if got is not None:
+                yield got
+            flips = 0
+            for k, nr in enumerate(self.enc.neurons):
+                if k in phases or k not in fixed:
+                    continue
+                u = float(y2[nr.pre])
+                if abs(u) <= 1e-9 * (1.0 + float(nr.hi - nr.lo)):
+                    fixed[k] = -fixed[k]
+                    flips += 1
+            if not flips:
+                return
+
     # -- witnesses -------------------------------------------------------------
     def replay(self, y: np.ndarray) -> tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]:
         """Rebuild (x, theta') from an LP point, in float64: neuron by neuron, t_j = (u_j - c_j) / r_j
@@ -966,18 +1027,23 @@ class Engine:
                     continue
             bound_here = cert if node.bound is None or (cert is not None and cert < node.bound) else node.bound
             threshold = 0.0 if tol is None else (float(low + tol / 4) if low is not None else -math.inf)
+            candidates = []
             if self.replay_value(y, g, g_const) > threshold - slack:
-                got = evaluate(y)
-                if got is not None:
-                    val, wit = got[:2]
-                    if best is None or val > best[0]:
-                        best = (val, wit)
-                    if low is None or val > low:
-                        low = val
-                    if len(got) > 2 and got[2] is not None and tol is not None and got[2] > low:
-                        low = floor = got[2]  # certified elsewhere (the caller keeps its witness)
-                    if tol is None and (val > 0 or (not strict and val == 0)):
-                        return result(True, f"engine: witness at node {nodes}")
+                candidates.append(evaluate(y))
+            if nodes == 1 or nodes % self.DIVE_EVERY == 0:
+                candidates = itertools.chain(candidates, self.dive(g, guards, y, node.phases, ctx, evaluate))
+            for got in candidates:
+                if got is None:
+                    continue
+                val, wit = got[:2]
+                if best is None or val > best[0]:
+                    best = (val, wit)
+                if low is None or val > low:
+                    low = val
+                if len(got) > 2 and got[2] is not None and tol is not None and got[2] > low:
+                    low = floor = got[2]  # certified elsewhere (the caller keeps its witness)
+                if tol is None and (val > 0 or (not strict and val == 0)):
+                    return result(True, f"engine: witness at node {nodes}")
             if tol is not None and low is not None and f_est <= float(low + tol) + slack:
                 if cert is None:
                     cert = certify() + g_const

@@ -290,3 +290,36 @@ def test_a_floor_from_the_observer_closes_nodes_and_is_reported(monkeypatch) -> 
         assert floored.nodes <= plain.nodes
         assert floored.floor in (None, v.max_deviation.lower)
     assert seen and all(len(a) == 4 for a in seen)
+
+
+@pytest.mark.parametrize(("act", "kind"), [("identity", "local"), ("relu", "local"), ("identity", "global"),
+                                           ("relu", "global")])
+def test_a_dive_fixes_every_phase_and_beats_the_point_it_starts_from(act: str, kind: str) -> None:
+    """With every neuron's phase fixed the LP has no relaxation left: its optimum over the orthant
+    of the replayed root point is at least that point's exact value, and no dive value exceeds
+    the certified maximum."""
+    from smtquant.engine import _lin_value
+
+    net = tiny_net(6, act, (2, 5, 5, 1))
+    prop = LocalRobustness([0.3, -0.2], "logit") if kind == "local" else GlobalRobustness([[-0.5, 0.5], [-0.2, 1]], "logit")
+    v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert v.status is sq.Status.ROBUST
+    q = Query(net, sq.parse_scheme("fixed:2").box(net), prop, get_backend("engine"), None)
+    for s in (Fraction(1), Fraction(-1)):
+        eng = Engine(q.problem)
+        e = eng.enc.zp[0].scaled(s).add(eng.enc.z[0], -s)
+
+        def evaluate(y: np.ndarray, eng: Engine = eng, e=e):
+            x, layers = eng.replay(y)
+            zp, z = eng.outputs(x)
+            return _lin_value(e.coef, e.const, eng.enc, zp, z), (x, layers)
+
+        status, y, _, _ = eng._solve_lp(e.coef, [], {})
+        assert status == "ok"
+        start = evaluate(y)[0]
+        signs = eng.point_signs(y)
+        assert set(signs) == set(range(len(eng.enc.neurons))) and set(signs.values()) <= {1, -1}
+        dived = [got[0] for got in eng.dive(e.coef, [], y, {}, None, evaluate)]
+        assert dived, "the orthant of a replayed point is never empty"
+        assert dived[0] >= start - Fraction(1, 10**9)
+        assert max(dived) <= v.max_deviation.upper
