@@ -1027,12 +1027,9 @@ class Engine:
                     continue
             bound_here = cert if node.bound is None or (cert is not None and cert < node.bound) else node.bound
             threshold = 0.0 if tol is None else (float(low + tol / 4) if low is not None else -math.inf)
-            candidates = []
-            if self.replay_value(y, g, g_const) > threshold - slack:
-                candidates.append(evaluate(y))
-            if nodes == 1 or nodes % self.DIVE_EVERY == 0:
-                candidates = itertools.chain(candidates, self.dive(g, guards, y, node.phases, ctx, evaluate))
-            for got in candidates:
+            first = [evaluate(y)] if self.replay_value(y, g, g_const) > threshold - slack else []
+            dive = self.dive(g, guards, y, node.phases, ctx, evaluate) if nodes == 1 or nodes % self.DIVE_EVERY == 0 else ()
+            for got in itertools.chain(first, dive):
                 if got is None:
                     continue
                 val, wit = got[:2]
