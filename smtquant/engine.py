@@ -837,34 +837,13 @@ class Engine:
             t = np.where(r > 0, np.clip((target - c) / np.where(r > 0, r, 1.0), -1.0, 1.0), 0.0)
         return c, r, t
 
-    def replay_value(self, y: np.ndarray, g: Lin, g_const: Fraction) -> float:
-        """g.y + g_const at the point replayed from y, in float64 (only to filter candidates)."""
+    def _float_pass(self, y: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """The networks replayed from the LP point y in float64 (a proposal): the input x, and per
+        layer the pre-activations of the perturbed and of the original network."""
         p = self.problem
         x = np.array([float(lo) if v is None else min(max(float(y[v]), float(lo)), float(hi))
                       for v, (lo, hi) in zip(self.enc.x_vars, p.inputs)])
-        h = x
-        h0 = x
-        n = len(self.wf)
-        for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
-            c, r, t = self._layer_t(y, li, h, w, b, ew, eb)
-            u = c + t * r
-            u0 = h0 @ w + b
-            if li < n - 1 and p.hidden_activation == "relu":
-                u, u0 = np.maximum(u, 0.0), np.maximum(u0, 0.0)
-            h, h0 = u, u0
-        val = float(g_const)
-        for v, c in g.items():
-            kind, k = self.out_of[v]
-            val += float(c) * float(h[k] if kind == "p" else h0[k])
-        return val
-
-    def point_signs(self, y: np.ndarray) -> dict[int, int]:
-        """The phase of every splittable neuron at the network replayed from the LP point y
-        (float64; only a guess for a dive): the sign of its pre-activation, 0 counted as +."""
-        p = self.problem
-        x = np.array([float(lo) if v is None else min(max(float(y[v]), float(lo)), float(hi))
-                      for v, (lo, hi) in zip(self.enc.x_vars, p.inputs)])
-        ins_p, pre_p, pre_o = [x], [], []
+        pre_p, pre_o = [], []
         h, h0 = x, x
         n = len(self.wf)
         for li, ((w, b), (ew, eb)) in enumerate(zip(self.wf, self.ef)):
@@ -875,7 +854,23 @@ class Engine:
             if li < n - 1 and p.hidden_activation == "relu":
                 u, u0 = np.maximum(u, 0.0), np.maximum(u0, 0.0)
             h, h0 = u, u0
-            ins_p.append(h)
+        return x, pre_p, pre_o
+
+    def replay_value(self, y: np.ndarray, g: Lin, g_const: Fraction) -> float:
+        """g.y + g_const at the point replayed from y, in float64 (only to filter candidates)."""
+        _, pre_p, pre_o = self._float_pass(y)
+        val = float(g_const)
+        for v, c in g.items():
+            kind, k = self.out_of[v]
+            val += float(c) * float(pre_p[-1][k] if kind == "p" else pre_o[-1][k])
+        return val
+
+    def point_signs(self, y: np.ndarray) -> dict[int, int]:
+        """The phase of every splittable neuron at the network replayed from the LP point y
+        (float64; only a guess for a dive): the sign of its pre-activation, 0 counted as +."""
+        x, pre_p, pre_o = self._float_pass(y)
+        relu = self.problem.hidden_activation == "relu"
+        ins_p = [x] + [np.maximum(u, 0.0) if relu else u for u in pre_p]  # inputs of each layer
         signs: dict[int, int] = {}
         for k, nr in enumerate(self.enc.neurons):
             tag, li, j = nr.key
