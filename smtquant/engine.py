@@ -1407,14 +1407,44 @@ def lp_tighten(problem: Problem) -> Problem:
         return hit  # type: ignore[no-any-return]
     out = problem
     if problem.fixed_input and len(problem.layers) >= 4:
-        eng = Engine(problem)
-        pre = [list(layer) for layer in problem.perturbed_bounds.pre]
-        changed = False
-        for li in range(2, len(problem.layers) - 1):
-            for j, e in enumerate(eng.enc.layer_e[True][li][0]):
+        out = _lp_bounds(problem, 2, (True,))
+    _LP_TIGHT[problem] = out
+    _LP_TIGHT[out] = out
+    return out
+
+
+def box_lp_tighten(problem: Problem) -> Problem:
+    """Over an input (sub-)box: the pre-activations of both networks from the second hidden layer
+    on tightened by LP, one layer at a time (each layer's new bounds tighten the next layer's
+    relaxation). Worth its 2 LPs per unstable neuron on a small box that is about to be searched
+    without a node budget, where the neurons' relaxations, not the box, leave the gap."""
+    hit = _LP_TIGHT.get(problem)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    out = problem
+    for li in range(1, len(problem.layers) - 1):
+        out = _lp_bounds(out, li, (True, False), last=li + 1)
+    _LP_TIGHT[problem] = out
+    _LP_TIGHT[out] = out
+    return out
+
+
+def _lp_bounds(problem: Problem, first: int, networks: tuple[bool, ...], last: int | None = None) -> Problem:
+    """The hidden pre-activations of layers ``first`` to ``last`` (exclusive; default all hidden
+    layers) of the given networks (True: perturbed, False: original) that are unstable, each
+    narrowed to its max and min over the LP relaxation: certified exactly, rounded outward."""
+    eng = Engine(problem)
+    stop = len(problem.layers) - 1 if last is None else last
+    bounds = {True: [list(layer) for layer in problem.perturbed_bounds.pre],
+              False: [list(layer) for layer in problem.original_bounds.pre]}
+    changed = False
+    for perturbed in networks:
+        pre = bounds[perturbed]
+        for li in range(first, stop):
+            for j, e in enumerate(eng.enc.layer_e[perturbed][li][0]):
                 lo, hi = pre[li][j]
-                if not (lo < 0 < hi) or len(e.coef) != 1:
-                    continue
+                if not (lo < 0 < hi) or len(e.coef) != 1 or e.const != 0 or next(iter(e.coef.values())) != 1:
+                    continue  # (as box_context reads them: u_j itself a variable)
                 v = next(iter(e.coef))
                 for sign in (1, -1):
                     status, _, _, certify = eng._solve_lp({v: Fraction(sign)}, [], {})
@@ -1426,14 +1456,13 @@ def lp_tighten(problem: Problem) -> Problem:
                     elif sign < 0 and -c > lo:
                         lo, changed = Fraction(_down(-c)), True
                 pre[li][j] = (lo, hi)  # only ever narrowed above
-        if changed:
-            out = Problem(problem.layers, problem.hidden_activation, problem.box, problem.inputs,
-                          LayerBounds(tuple(tuple(layer) for layer in pre)), problem.original_bounds,
-                          problem.diff_bounds)
-            if problem in _ZONO:
-                _ZONO[out] = _ZONO[problem]
-    _LP_TIGHT[problem] = out
-    _LP_TIGHT[out] = out
+    if not changed:
+        return problem
+    out = Problem(problem.layers, problem.hidden_activation, problem.box, problem.inputs,
+                  LayerBounds(tuple(tuple(layer) for layer in bounds[True])),
+                  LayerBounds(tuple(tuple(layer) for layer in bounds[False])), problem.diff_bounds)
+    if problem in _ZONO:
+        _ZONO[out] = _ZONO[problem]
     return out
 
 
@@ -1516,7 +1545,9 @@ class EngineBackend:
         return None
 
     NODE_BUDGET = 40  # nodes per input sub-box before it is split (global problems)
-    MAX_SPLITS = 14  # input splits along one path at most (cheap ones included); deeper sub-boxes search without budget
+    MAX_SPLITS = 14  # input splits along one path at most (cheap ones included); deeper sub-boxes search
+    # without budget, on bounds tightened by LP (box_lp_tighten) and with an LP model of their own: with
+    # most neurons stable there, it is smaller and faster than the root's model in that box's context
     CHEAP_DEPTH = 12  # splits of an optimization's input box on zonotope bounds alone (no LP), along one path
     CHEAP_SPLITS = 10  # splits of a decision query that interval bounds alone justify (no LP), along one path
 
@@ -1596,8 +1627,10 @@ class EngineBackend:
                         heapq.heappush(heap, (-float(ku), next(seq), k, ku, depth + 1))
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget, root=problem,
-                                     observe=observe)
+            if budget is None:  # a small box searched to the end: LP bounds, and an LP of its own
+                sub = box_lp_tighten(sub)
+            res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget,
+                                     root=problem if budget is not None else None, observe=observe)
             nodes += res.nodes
             if res.best is not None and (best is None or res.best[0] > best[0]):
                 best = res.best
@@ -1675,7 +1708,9 @@ class EngineBackend:
                     queue += [(child, depth + 1) for child in children]  # cheap progress: no LP needed
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            out = self._solve_box(sub, condition, deadline, budget, root=problem)
+            if budget is None:
+                sub = box_lp_tighten(sub)
+            out = self._solve_box(sub, condition, deadline, budget, root=problem if budget is not None else None)
             if out.answer is Answer.SAT:
                 return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
             if out.answer is Answer.UNKNOWN:

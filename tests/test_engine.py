@@ -202,6 +202,57 @@ def test_lp_tightened_bounds_are_narrower_and_hold_at_sampled_points(act: str, m
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
 
 
+@pytest.mark.parametrize("act", ["relu", "identity"])
+def test_box_lp_bounds_hold_in_both_networks_and_deep_boxes_certify_the_same_maximum(act: str, monkeypatch) -> None:
+    """Over an input box, box_lp_tighten narrows pre-activation bounds of the perturbed and the
+    original network from the second hidden layer on; sampled (x, theta') stay inside them. A
+    global search that sends every box straight to that path (MAX_SPLITS = 0: LP bounds and an
+    engine of the box's own) certifies the same maximum as the default search."""
+    from smtquant.engine import EngineBackend, box_lp_tighten, tighten
+
+    net = tiny_net(11, act, (2, 5, 5, 5, 1))
+    box = sq.parse_scheme("fixed:1").box(net)
+    prop = GlobalRobustness([[0.2, 0.6], [-0.5, -0.1]], "logit")
+    q = Query(net, box, prop, get_backend("engine"), None)
+    before = tighten(q.problem)
+    after = box_lp_tighten(before)
+    narrower = {True: 0, False: 0}
+    for perturbed in (True, False):
+        pair = ((before.perturbed_bounds, after.perturbed_bounds) if perturbed
+                else (before.original_bounds, after.original_bounds))
+        for li, (la, lb) in enumerate(zip(pair[0].pre, pair[1].pre)):
+            for (a, b), (c, d) in zip(la, lb):
+                assert a <= c and d <= b
+                narrower[perturbed] += (c, d) != (a, b)
+                if li == 0:
+                    assert (c, d) == (a, b)  # the first layer is left to interval arithmetic
+    assert narrower[True] > 0
+    # the original identity network is affine in x: its zonotope bounds are exact already
+    assert narrower[False] > 0 if act == "relu" else narrower[False] == 0
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        x = [lo + (hi - lo) * Fraction(int(rng.integers(0, 9)), 8) for lo, hi in q.problem.inputs]
+        scale = 0 if trial % 2 else 1  # odd trials: the original network
+        layers = [([[w[i][j] + scale * box.weights[li][i][j] * Fraction(int(rng.integers(-4, 5)), 4)
+                     for j in range(len(b))] for i in range(len(w))],
+                   [b[j] + scale * box.biases[li][j] * Fraction(int(rng.integers(-4, 5)), 4) for j in range(len(b))])
+                  for li, (w, b) in enumerate(q.layers)]
+        bounds = after.perturbed_bounds if scale else after.original_bounds
+        h = list(x)
+        for li, (w, b) in enumerate(layers):
+            u = [b[j] + sum(w[i][j] * h[i] for i in range(len(h))) for j in range(len(b))]
+            assert all(lo <= v <= hi for v, (lo, hi) in zip(u, bounds.pre[li]))
+            h = [max(v, Fraction(0)) for v in u] if act == "relu" else u
+    v = sq.quantify(net, "fixed:1", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert v.status is sq.Status.ROBUST
+    calls = []
+    monkeypatch.setattr(EngineBackend, "MAX_SPLITS", 0)
+    monkeypatch.setattr("smtquant.engine.box_lp_tighten", lambda p: calls.append(p) or box_lp_tighten(p))
+    w = sq.quantify(net, "fixed:1", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert calls and w.status is sq.Status.ROBUST
+    assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
+
+
 @pytest.mark.parametrize("kind", ["abs", "relu"])
 @pytest.mark.parametrize("box", [(-1, 2, 0.5, 3), (0.25, 0.75, 1, 1.5), (-2, -1, 0, 0.5), (0.3, 0.3, 0.2, 0.9),
                                  (-1, 1, 0.7, 0.7), (1, 1, 2, 2)])
