@@ -1,5 +1,11 @@
 """Cheap witness search in float64: sign-gradient ascent over the vertices of the parameter box
-(and projected steps over the input box). It only proposes; exact validation decides."""
+(and projected steps over the input box), then block-coordinate ascent one layer at a time from
+the best candidates and from random vertices. It only proposes; exact validation decides.
+
+With the other layers held, the output is linear in one layer's parameters for identity hidden
+units (and, for ReLU, while the activation pattern holds), so setting that layer to the sign of
+its gradient is that block's exact maximum: the sweeps climb monotonically to a vertex no single
+layer can improve, where moving every layer at once may oscillate."""
 
 from __future__ import annotations
 
@@ -110,7 +116,8 @@ def _objectives(net: Network, metric: Metric, zp: np.ndarray, z: np.ndarray) -> 
 
 
 def attack(net: Network, box: ParameterBox, metric: Metric, lo: np.ndarray, hi: np.ndarray,
-           *, rounds: int = 12, starts: int = 8, keep: int = 4, seed: int = 0) -> list[Candidate]:
+           *, rounds: int = 12, starts: int = 8, keep: int = 4, seed: int = 0,
+           restarts: int = 24) -> list[Candidate]:
     """Float64 candidates (x, theta'), best first. ``lo == hi`` for a fixed input."""
     ws = tuple(l.weights for l in net.layers)
     bs = tuple(l.biases for l in net.layers)
@@ -152,7 +159,48 @@ def attack(net: Network, box: ParameterBox, metric: Metric, lo: np.ndarray, hi: 
             z = _forward(ws, bs, x, act)[0][-1]
             found.append(Candidate(x.copy(), wp, bp, _deviation(net, metric, zp, z)))
     found.sort(key=lambda c: -c.score)
+    # block-coordinate ascent: from the best candidates, and from random vertices at the best x
+    climbed = []
+    for c in found[:keep]:
+        climbed += _block_ascent(net, metric, ws, bs, ew, eb, c.x, c.weights, c.biases)
+    if found:
+        x = found[0].x
+        for _ in range(restarts):
+            wp = tuple(w + e * rng.choice((-1.0, 1.0), size=w.shape) for w, e in zip(ws, ew))
+            bp = tuple(b + e * rng.choice((-1.0, 1.0), size=b.shape) for b, e in zip(bs, eb))
+            climbed += _block_ascent(net, metric, ws, bs, ew, eb, x, wp, bp)
+    found += climbed
+    found.sort(key=lambda c: -c.score)
     return found[:keep]
+
+
+def _block_ascent(net: Network, metric: Metric, ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...],
+                  ew: tuple[np.ndarray, ...], eb: tuple[np.ndarray, ...], x: np.ndarray,
+                  wp: tuple[np.ndarray, ...], bp: tuple[np.ndarray, ...], sweeps: int = 20) -> list[Candidate]:
+    """Climb from (wp, bp) at input x, once per objective: each layer in turn (last first) set to
+    the vertex its gradient points to, until a sweep changes nothing."""
+    act = net.hidden_activation
+    z = _forward(ws, bs, x, act)[0][-1]
+    out = []
+    zp0 = _forward(wp, bp, x, act)[0][-1]
+    for like, _ in list(_objectives(net, metric, zp0, z)):
+        cw, cb = list(wp), list(bp)
+        for _ in range(sweeps):
+            changed = False
+            for i in range(len(ws) - 1, -1, -1):
+                hsp, prp = _forward(tuple(cw), tuple(cb), x, act)
+                gzp = _pick(net, metric, hsp[-1], z, like)[0]
+                gw, gb, _ = _backward(tuple(cw), hsp, prp, gzp, act)
+                nw = np.where(gw[i] > 0, ws[i] + ew[i], np.where(gw[i] < 0, ws[i] - ew[i], cw[i]))
+                nb = np.where(gb[i] > 0, bs[i] + eb[i], np.where(gb[i] < 0, bs[i] - eb[i], cb[i]))
+                if not (np.array_equal(nw, cw[i]) and np.array_equal(nb, cb[i])):
+                    changed = True
+                    cw[i], cb[i] = nw, nb
+            if not changed:
+                break
+        zp = _forward(tuple(cw), tuple(cb), x, act)[0][-1]
+        out.append(Candidate(x.copy(), tuple(cw), tuple(cb), _deviation(net, metric, zp, z)))
+    return out
 
 
 def _pick(net: Network, metric: Metric, zp: np.ndarray, z: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -188,3 +188,46 @@ def test_softmax_confidence_is_unknown_not_guessed() -> None:
         assert "softmax" in v.reason
     if v.status is sq.Status.VIOLATED:
         assert v.witness.deviation[0] > Fraction(3, 10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_attack_climbs_to_a_block_optimal_vertex_and_finds_the_vertex_maximum(seed: int) -> None:
+    """Identity hidden units: the output is linear in each layer's parameters with the others held,
+    so a block-coordinate climb ends at a vertex where no one layer's change helps. On these tiny
+    nets the attack's best candidate reaches the maximum over all 2^15 vertices of the box."""
+    from smtquant.attack import _backward, _block_ascent, _forward, attack
+    from smtquant.properties import Metric
+
+    rng = np.random.default_rng(seed)
+    sizes = (2, 2, 2, 1)
+    net = sq.Network.from_lists([rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])],
+                                [rng.normal(size=b).round(3) for b in sizes[1:]], "identity", "logistic")
+    box = sq.parse_scheme("fixed:2").box(net)
+    x = np.array([0.7, -0.4])
+    ws = tuple(l.weights for l in net.layers)
+    bs = tuple(l.biases for l in net.layers)
+    ew = tuple(box.float_weights(i) for i in range(3))
+    eb = tuple(box.float_biases(i) for i in range(3))
+    z = net.forward(x)[0]
+    start_w = tuple(w - e for w, e in zip(ws, ew))
+    start_b = tuple(b - e for b, e in zip(bs, eb))
+    for cand in _block_ascent(net, Metric.LOGIT, ws, bs, ew, eb, x, start_w, start_b):
+        hs, pres = _forward(cand.weights, cand.biases, x, "identity")
+        s = np.sign(hs[-1][0] - z)  # the direction this candidate climbed
+        gw, gb, _ = _backward(cand.weights, hs, pres, np.array([s]), "identity")
+        for i in range(3):  # every parameter sits at the end its gradient points to
+            assert np.all((gw[i] == 0) | (np.sign(cand.weights[i] - ws[i]) == np.sign(gw[i])))
+            assert np.all((gb[i] == 0) | (np.sign(cand.biases[i] - bs[i]) == np.sign(gb[i])))
+    flat = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ws, bs)])
+    eps = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ew, eb)])
+    best = 0.0
+    for signs in itertools.product((-1.0, 1.0), repeat=flat.size):
+        p, k, h = flat + eps * np.array(signs), 0, x
+        for w in ws:
+            wi = p[k:k + w.size].reshape(w.shape)
+            k += w.size
+            h = h @ wi + p[k:k + w.shape[1]]
+            k += w.shape[1]
+        best = max(best, abs(h[0] - z))
+    found = attack(net, box, Metric.LOGIT, x, x)[0]
+    assert found.score == pytest.approx(best, rel=1e-12)
