@@ -35,7 +35,8 @@ import numpy as np
 
 from .backends.base import Answer, CheckOutcome, Problem
 from .bounds import LayerBounds
-from .exact import ExactLayer, Interval
+from .dual import TwoLayerDual
+from .exact import ExactLayer, Interval, dyadic_forward
 from .properties import Atom, Condition
 from .zonotope import Zonotope, affine_bounds, centre_arrays
 
@@ -1395,6 +1396,7 @@ def tighten(problem: Problem) -> Problem:
 
 
 _LP_TIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DUAL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def lp_tighten(problem: Problem) -> Problem:
@@ -1597,7 +1599,19 @@ class EngineBackend:
         problem = tighten(problem)
         if problem.fixed_input:
             problem = lp_tighten(problem)
-            return self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
+            pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe)
+            if pre is not None and pre.complete:
+                return pre
+            if pre is not None and pre.best is not None and (lower is None or pre.best[0] > lower):
+                lower = pre.best[0]
+            res = self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
+            if pre is None or pre.upper is None:
+                return res
+            best = res.best if res.best is not None and (pre.best is None or res.best[0] >= pre.best[0]) else pre.best
+            upper = pre.upper if res.upper is None else min(res.upper, pre.upper)
+            if best is not None:
+                upper = max(upper, best[0])
+            return SearchResult(upper, best, res.complete, res.nodes, res.reason, res.floor)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
         heap: list[tuple[float, int, Problem, Fraction | None, int]] = [(0.0, next(seq), problem, None, 0)]
@@ -1653,6 +1667,67 @@ class EngineBackend:
         upper = max(closed + ([best[0]] if best else [])) if (closed or best) else None
         return SearchResult(upper, best, True, nodes, f"engine: certified on {nodes} nodes")
 
+    def _dual_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
+                    tol: Fraction, lower: Fraction | None, z_range: tuple[int, Fraction, Fraction] | None,
+                    observe=None) -> SearchResult | None:
+        """Two identity hidden layers at a fixed input: the dual-decomposition bound (``dual.py``),
+        exact, and its witness. Complete when the bound is within ``tol`` of the witness or of
+        ``lower``; None where it does not apply."""
+        if z_range is not None or not TwoLayerDual.applies(problem):
+            return None
+        dual = _DUAL.get(problem)
+        if dual is None:
+            dual = _DUAL[problem] = TwoLayerDual(problem)
+        zv = dyadic_forward(problem.layers, dual.x, "identity")
+        if zv is None:
+            return None
+        c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
+        upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower)
+        zpv = dyadic_forward(layers, x, "identity")
+        if zpv is None:
+            return None
+        val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
+        floor = observe(x, layers, zpv, zv) if observe is not None else None
+        best = (val, (x, layers))
+        low = max(v for v in (val, lower, floor) if v is not None)
+        done = upper <= low + tol
+        why = "certified" if done else "not within the tolerance"
+        return SearchResult(max(upper, val), best, done, 0, f"engine: dual decomposition bound {why}",
+                            floor if floor is not None and floor > val else None)
+
+    def _dual_decide(self, problem: Problem, condition: Condition) -> tuple[CheckOutcome | None, Condition]:
+        """Two identity hidden layers at a fixed input: each branch without guards asked of the
+        dual-decomposition bound. SAT with the first branch whose witness satisfies it; UNSAT when
+        every branch's bound rules it out; else None and the branches still open."""
+        if not TwoLayerDual.applies(problem):
+            return None, condition
+        dual = _DUAL.get(problem)
+        if dual is None:
+            dual = _DUAL[problem] = TwoLayerDual(problem)
+        zv = dyadic_forward(problem.layers, dual.x, "identity")
+        if zv is None:
+            return None, condition
+        open_branches = []
+        for branch in condition:
+            if len(branch) != 1:
+                open_branches.append(branch)
+                continue
+            atom = branch[0]
+            sign = 1 if atom.op in (">", ">=") else -1  # sign * (lhs - const) > 0 (or >= 0) is a violation
+            c = {k: sign * v for k, v in atom.zp}
+            const = sign * (sum((d * zv[k] for k, d in atom.z), _ZERO) - atom.const)
+            strict = atom.op in (">", "<")
+            upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO)
+            zpv = dyadic_forward(layers, x, "identity")
+            if zpv is not None and _atom_holds(atom, zpv, zv):
+                return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
+            if upper < 0 or (strict and upper == 0):
+                continue  # certified: no violation in this branch
+            open_branches.append(branch)
+        if not open_branches:
+            return CheckOutcome(Answer.UNSAT, "engine: certified by the dual decomposition bound"), ()
+        return None, tuple(open_branches)
+
     def _maximize_box(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                       tol: Fraction, lower: Fraction | None, deadline: float | None,
                       z_range: tuple[int, Fraction, Fraction] | None, budget: int | None,
@@ -1691,6 +1766,10 @@ class EngineBackend:
         problem = tighten(problem)
         if problem.fixed_input:
             problem = lp_tighten(problem)
+            decided, condition = self._dual_decide(problem, condition)
+            if decided is not None:
+                return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
+                                    time.monotonic() - start)
             out = self._solve_box(problem, condition, deadline, None)
             return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
         queue: list[tuple[Problem, int]] = [(problem, 0)]
