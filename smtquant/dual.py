@@ -90,27 +90,33 @@ class TwoLayerDual:
         alphas, k0 = self._pieces(c)
         base = const + k0
         al = np.array([[float(a) for a in row] for row in alphas])  # (M, 2)
-        sig = np.array([1.0, -1.0])
-        corners = [(a, s) for a in range(2) for s in range(2)]
-        A = np.stack([al[:, a][None, :] * self.W2 for a, _ in corners])  # (4, n, M)
-        Bc = np.stack([al[:, a][None, :] * sig[s] * self.E2 for a, s in corners])
-        C = np.stack([al[:, a] * (self.B2 + sig[s] * self.F2) for a, s in corners])  # (4, M)
-        P = self.pts_f[None, :, :, None]  # (1, 3, n, 1)
+        # in the float search only the corners s = sign(a) (a v^(sign a) >= a v^(-sign a) for every u,
+        # so the others never attain the maximum), whose pieces are convex: largest at l_i or h_i
+        sg = np.where(al >= 0, 1.0, -1.0)
+        A = np.stack([al[:, a][None, :] * self.W2 for a in range(2)])  # (2, n, M)
+        Bc = np.stack([np.abs(al[:, a])[None, :] * self.E2 for a in range(2)])
+        C = np.stack([al[:, a] * (self.B2 + sg[:, a] * self.F2) for a in range(2)])  # (2, M)
+        ends = self.pts_f[[0, 2]]  # (2, n): l and h
+        P = ends[None, :, :, None]  # (1, 2, n, 1)
         aP = np.abs(P)
         n, M = self.n, self.m
         cols = np.arange(M)
+        as_pts = np.array([0, 2])  # end index -> index into self.pts
 
         def dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
-            vals = (A[:, None] + lam[None, None]) * P + Bc[:, None] * aP  # (4, 3, n, M)
-            arg = vals.argmax(axis=1)  # (4, n, M)
-            piece = C + vals.max(axis=1).sum(axis=1)  # (4, M)
+            vals = (A[:, None] + lam[None, None]) * P + Bc[:, None] * aP  # (2, 2, n, M)
+            arg = vals.argmax(axis=1)  # (2, n, M)
+            piece = C + vals.max(axis=1).sum(axis=1)  # (2, M)
             kk = piece.argmax(axis=0)
-            idx = arg[kk, :, cols]  # (M, n): the point index each subproblem takes per u_i
+            idx = as_pts[arg[kk, :, cols]]  # (M, n): the point each subproblem takes per u_i
             return float(base) + float(piece[kk, cols].sum()), idx
 
         lam = np.zeros((n, M))
         best_v, best_idx = dual(lam)
         best_lam = lam.copy()
+        # the steps' scale: a share of the gap between the bound and a point's value at the start
+        # (not of the objective's size, which a constant shifts)
+        margin = 0.1 * max(best_v - float(base) - self._value(al, self._vote(best_idx)), 1e-12)
         # aim a little below stop_at: the exact D(lam) may differ from its float value by rounding
         target = None if stop_at is None else float(stop_at) - 1e-9 * (1.0 + abs(float(stop_at)))
         for it in range(iters):
@@ -125,27 +131,31 @@ class TwoLayerDual:
             if nrm < 1e-20:  # every subproblem takes the same u: the bound is attained there
                 best_v, best_lam, best_idx = v, lam.copy(), idx
                 break
-            goal = best_v - 0.05 * abs(best_v) / (1.0 + it / 50.0)
-            if target is not None:
-                goal = min(goal, target - 1e-6 * (1.0 + abs(target)))
+            goal = best_v - margin / (1.0 + it / 50.0)  # Polyak steps towards a shrinking margin
             lam -= 0.1 * max(v - goal, 1e-12) / nrm * g
         upper = self._exact_dual(alphas, base, best_lam)
         return upper, self._witness(c, alphas, self._climb(al, best_idx))
+
+    def _value(self, al: np.ndarray, idx: np.ndarray) -> float:
+        """F(u) - K in float64, u given as point indices."""
+        u = self.pts_f[idx, np.arange(self.n)]
+        c2 = u @ self.W2 + self.B2
+        r2 = np.abs(u) @ self.E2 + self.F2
+        return float(np.maximum.reduce([al[:, a] * (c2 + s * r2) for a in range(2) for s in (1.0, -1.0)]).sum())
+
+    def _vote(self, starts: np.ndarray) -> np.ndarray:
+        return np.array([np.bincount(starts[:, i], minlength=3).argmax() for i in range(self.n)])
 
     def _climb(self, al: np.ndarray, starts: np.ndarray) -> list[int]:
         """A good u (as point indices): the best of the subproblems' maximizers (and their
         majority vote) under the true objective F, then improved one coordinate at a time."""
         n = self.n
-        pts = self.pts_f  # (3, n)
 
         def value(idx: np.ndarray) -> float:
-            u = pts[idx, np.arange(n)]
-            c2 = u @ self.W2 + self.B2
-            r2 = np.abs(u) @ self.E2 + self.F2
-            return float(np.maximum.reduce([al[:, a] * (c2 + s * r2) for a in range(2) for s in (1.0, -1.0)]).sum())
+            return self._value(al, idx)
 
         cands = [starts[m] for m in range(len(starts))]
-        cands.append(np.array([np.bincount(starts[:, i], minlength=3).argmax() for i in range(n)]))
+        cands.append(self._vote(starts))
         idx = max(cands, key=value).copy()
         best = value(idx)
         improved = True
