@@ -1599,19 +1599,7 @@ class EngineBackend:
         problem = tighten(problem)
         if problem.fixed_input:
             problem = lp_tighten(problem)
-            pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe)
-            if pre is not None and pre.complete:
-                return pre
-            if pre is not None and pre.best is not None and (lower is None or pre.best[0] > lower):
-                lower = pre.best[0]
-            res = self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
-            if pre is None or pre.upper is None:
-                return res
-            best = res.best if res.best is not None and (pre.best is None or res.best[0] >= pre.best[0]) else pre.best
-            upper = pre.upper if res.upper is None else min(res.upper, pre.upper)
-            if best is not None:
-                upper = max(upper, best[0])
-            return SearchResult(upper, best, res.complete, res.nodes, res.reason, res.floor)
+            return self._maximize_point(problem, zp, z, const, tol, lower, deadline, z_range, observe)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
         heap: list[tuple[float, int, Problem, Fraction | None, int]] = [(0.0, next(seq), problem, None, 0)]
@@ -1666,6 +1654,27 @@ class EngineBackend:
             return SearchResult(upper, best, False, nodes, res.reason)
         upper = max(closed + ([best[0]] if best else [])) if (closed or best) else None
         return SearchResult(upper, best, True, nodes, f"engine: certified on {nodes} nodes")
+
+    def _maximize_point(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
+                        tol: Fraction, lower: Fraction | None, deadline: float | None,
+                        z_range: tuple[int, Fraction, Fraction] | None, observe=None) -> SearchResult:
+        """At a fixed input: the dual-decomposition bound where it applies, then (unless that
+        closed it) the branch and bound, started from its witness; the smaller upper bound wins."""
+        pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe)
+        if pre is not None and pre.complete:
+            return pre
+        if pre is not None and pre.best is not None and (lower is None or pre.best[0] > lower):
+            lower = pre.best[0]
+        res = self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
+        if pre is None or pre.upper is None:
+            return res
+        best = res.best if res.best is not None and (pre.best is None or res.best[0] >= pre.best[0]) else pre.best
+        upper = pre.upper if res.upper is None else min(res.upper, pre.upper)
+        complete = res.complete
+        if best is not None:
+            upper = max(upper, best[0])
+            complete = complete or upper <= best[0] + tol
+        return SearchResult(upper, best, complete, res.nodes, res.reason, res.floor)
 
     def _dual_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                     tol: Fraction, lower: Fraction | None, z_range: tuple[int, Fraction, Fraction] | None,
