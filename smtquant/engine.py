@@ -36,7 +36,7 @@ import numpy as np
 from .backends.base import Answer, CheckOutcome, Problem
 from .bounds import LayerBounds
 from .dual import TwoLayerDual
-from .exact import ExactLayer, Interval, dyadic_forward
+from .exact import ExactLayer, Interval, dyadic_forward, forward_enclosure
 from .properties import Atom, Condition
 from .zonotope import Zonotope, affine_bounds, centre_arrays
 
@@ -1687,14 +1687,10 @@ class EngineBackend:
         dual = _DUAL.get(problem)
         if dual is None:
             dual = _DUAL[problem] = TwoLayerDual(problem)
-        zv = dyadic_forward(problem.layers, dual.x, "identity")
-        if zv is None:
-            return None
+        zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
         upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower)
-        zpv = dyadic_forward(layers, x, "identity")
-        if zpv is None:
-            return None
+        zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
         floor = observe(x, layers, zpv, zv) if observe is not None else None
         best = (val, (x, layers))
@@ -1713,9 +1709,7 @@ class EngineBackend:
         dual = _DUAL.get(problem)
         if dual is None:
             dual = _DUAL[problem] = TwoLayerDual(problem)
-        zv = dyadic_forward(problem.layers, dual.x, "identity")
-        if zv is None:
-            return None, condition
+        zv = _identity_outputs(problem.layers, dual.x)
         open_branches = []
         for branch in condition:
             if len(branch) != 1:
@@ -1727,8 +1721,8 @@ class EngineBackend:
             const = sign * (sum((d * zv[k] for k, d in atom.z), _ZERO) - atom.const)
             strict = atom.op in (">", "<")
             upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO)
-            zpv = dyadic_forward(layers, x, "identity")
-            if zpv is not None and _atom_holds(atom, zpv, zv):
+            zpv = _identity_outputs(layers, x)
+            if _atom_holds(atom, zpv, zv):
                 return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
             if upper < 0 or (strict and upper == 0):
                 continue  # certified: no violation in this branch
@@ -1850,6 +1844,14 @@ class EngineBackend:
             reason = res.reason
             last_reason = reason
         return CheckOutcome(Answer.UNSAT, last_reason or "engine: unsat", time_s=time.monotonic() - start)
+
+
+def _identity_outputs(layers: Sequence[ExactLayer], x: Sequence[Fraction]) -> list[Fraction]:
+    """The exact outputs of an identity network (integers where every number is dyadic)."""
+    out = dyadic_forward(layers, x, "identity")
+    if out is None:
+        out = [lo for lo, _ in forward_enclosure(layers, x, "identity")]  # exact for identity units
+    return out
 
 
 def _atom_holds(a: Atom, zp: Sequence[Fraction], z: Sequence[Fraction]) -> bool:

@@ -149,3 +149,14 @@ def test_each_subproblem_is_maximized_over_its_whole_interval_zero_included() ->
                                       + sg * a * dual.E2[:, m][:, None] * np.abs(grid)).max(axis=1).sum())
                              for a in al[m] for sg in (1, -1))
             assert float(dual._exact_dual(alphas, k0, lam)) == pytest.approx(total, rel=1e-12, abs=1e-12)
+
+
+def test_rational_input_engine_with_the_dual_agrees_with_z3() -> None:
+    """A non-dyadic input (1/3, -2/7): the dual's exact evaluation takes the Fraction path and its
+    witness the exact forward pass; z3 on the weight-eliminated encoding agrees."""
+    net = _net(5, (2, 6, 5, 1))
+    prop = LocalRobustness([Fraction(1, 3), Fraction(-2, 7)], "logit")
+    v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=60)
+    assert v.status is sq.Status.ROBUST and v.max_deviation.upper - v.max_deviation.lower <= Fraction(1, 10**6)
+    w = sq.quantify(net, "fixed:2", prop, solver="z3", tolerance=1e-4, timeout=60)
+    assert w.max_deviation.lower <= v.max_deviation.upper and v.max_deviation.lower <= w.max_deviation.upper
