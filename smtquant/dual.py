@@ -20,6 +20,7 @@ the maximum, and u gives the witness (built and validated exactly like any other
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -83,10 +84,12 @@ class TwoLayerDual:
         return alphas, const
 
     def bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
-              iters: int = 4000) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
+              iters: int = 4000, deadline: float | None = None
+              ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
         """(an exact upper bound on c.z' + const over the box, a witness (x, theta') whose value
         the caller computes exactly). The multipliers' search stops early once the float bound is
-        at most ``stop_at``, or when the subproblems agree on one u (the bound is then tight)."""
+        at most ``stop_at``, when the subproblems agree on one u (the bound is then tight), or at
+        ``deadline`` (time.monotonic()); the bound is valid wherever it stops."""
         alphas, k0 = self._pieces(c)
         base = const + k0
         al = np.array([[float(a) for a in row] for row in alphas])  # (M, 2)
@@ -124,6 +127,8 @@ class TwoLayerDual:
             if v < best_v:
                 best_v, best_lam, best_idx = v, lam.copy(), idx
             if target is not None and best_v <= target:
+                break
+            if deadline is not None and it % 64 == 63 and time.monotonic() > deadline:
                 break
             g = self.pts_f[idx, np.arange(n)[None, :]].T  # (n, M): each subproblem's maximizer
             g = g - g.mean(axis=1, keepdims=True)  # keeps sum_m lam_m = 0

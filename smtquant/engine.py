@@ -1415,23 +1415,27 @@ def lp_tighten(problem: Problem) -> Problem:
     return out
 
 
-def box_lp_tighten(problem: Problem) -> Problem:
+def box_lp_tighten(problem: Problem, deadline: float | None = None) -> Problem:
     """Over an input (sub-)box: the pre-activations of both networks from the second hidden layer
     on tightened by LP, one layer at a time (each layer's new bounds tighten the next layer's
     relaxation). Worth its 2 LPs per unstable neuron on a small box that is about to be searched
-    without a node budget, where the neurons' relaxations, not the box, leave the gap."""
+    without a node budget, where the neurons' relaxations, not the box, leave the gap. Past
+    ``deadline`` it stops (the bounds it has are sound) and the result is not cached."""
     hit = _LP_TIGHT.get(problem)
     if hit is not None:
         return hit  # type: ignore[no-any-return]
     out = problem
     for li in range(1, len(problem.layers) - 1):
-        out = _lp_bounds(out, li, (True, False), last=li + 1)
+        out = _lp_bounds(out, li, (True, False), last=li + 1, deadline=deadline)
+        if deadline is not None and time.monotonic() > deadline:
+            return out
     _LP_TIGHT[problem] = out
     _LP_TIGHT[out] = out
     return out
 
 
-def _lp_bounds(problem: Problem, first: int, networks: tuple[bool, ...], last: int | None = None) -> Problem:
+def _lp_bounds(problem: Problem, first: int, networks: tuple[bool, ...], last: int | None = None,
+               deadline: float | None = None) -> Problem:
     """The hidden pre-activations of layers ``first`` to ``last`` (exclusive; default all hidden
     layers) of the given networks (True: perturbed, False: original) that are unstable, each
     narrowed to its max and min over the LP relaxation: certified exactly, rounded outward."""
@@ -1447,6 +1451,8 @@ def _lp_bounds(problem: Problem, first: int, networks: tuple[bool, ...], last: i
                 lo, hi = pre[li][j]
                 if not (lo < 0 < hi) or len(e.coef) != 1 or e.const != 0 or next(iter(e.coef.values())) != 1:
                     continue  # (as box_context reads them: u_j itself a variable)
+                if deadline is not None and time.monotonic() > deadline:
+                    break
                 v = next(iter(e.coef))
                 for sign in (1, -1):
                     status, _, _, certify = eng._solve_lp({v: Fraction(sign)}, [], {})
@@ -1630,7 +1636,7 @@ class EngineBackend:
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
             if budget is None:  # a small box searched to the end: LP bounds, and an LP of its own
-                sub = box_lp_tighten(sub)
+                sub = box_lp_tighten(sub, deadline)
             res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget,
                                      root=problem if budget is not None else None, observe=observe)
             nodes += res.nodes
@@ -1660,7 +1666,7 @@ class EngineBackend:
                         z_range: tuple[int, Fraction, Fraction] | None, observe=None) -> SearchResult:
         """At a fixed input: the dual-decomposition bound where it applies, then (unless that
         closed it) the branch and bound, started from its witness; the smaller upper bound wins."""
-        pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe)
+        pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe, deadline)
         if pre is not None and pre.complete:
             return pre
         if pre is not None and pre.best is not None and (lower is None or pre.best[0] > lower):
@@ -1678,7 +1684,7 @@ class EngineBackend:
 
     def _dual_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                     tol: Fraction, lower: Fraction | None, z_range: tuple[int, Fraction, Fraction] | None,
-                    observe=None) -> SearchResult | None:
+                    observe=None, deadline: float | None = None) -> SearchResult | None:
         """Two identity hidden layers at a fixed input: the dual-decomposition bound (``dual.py``),
         exact, and its witness. Complete when the bound is within ``tol`` of the witness or of
         ``lower``; None where it does not apply."""
@@ -1689,7 +1695,7 @@ class EngineBackend:
             dual = _DUAL[problem] = TwoLayerDual(problem)
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
-        upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower)
+        upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
         floor = observe(x, layers, zpv, zv) if observe is not None else None
@@ -1700,7 +1706,8 @@ class EngineBackend:
         return SearchResult(max(upper, val), best, done, 0, f"engine: dual decomposition bound {why}",
                             floor if floor is not None and floor > val else None)
 
-    def _dual_decide(self, problem: Problem, condition: Condition) -> tuple[CheckOutcome | None, Condition]:
+    def _dual_decide(self, problem: Problem, condition: Condition,
+                     deadline: float | None = None) -> tuple[CheckOutcome | None, Condition]:
         """Two identity hidden layers at a fixed input: each branch without guards asked of the
         dual-decomposition bound. SAT with the first branch whose witness satisfies it; UNSAT when
         every branch's bound rules it out; else None and the branches still open."""
@@ -1720,7 +1727,7 @@ class EngineBackend:
             c = {k: sign * v for k, v in atom.zp}
             const = sign * (sum((d * zv[k] for k, d in atom.z), _ZERO) - atom.const)
             strict = atom.op in (">", "<")
-            upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO)
+            upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=deadline)
             zpv = _identity_outputs(layers, x)
             if _atom_holds(atom, zpv, zv):
                 return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
@@ -1769,7 +1776,7 @@ class EngineBackend:
         problem = tighten(problem)
         if problem.fixed_input:
             problem = lp_tighten(problem)
-            decided, condition = self._dual_decide(problem, condition)
+            decided, condition = self._dual_decide(problem, condition, deadline)
             if decided is not None:
                 return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
                                     time.monotonic() - start)
@@ -1791,7 +1798,7 @@ class EngineBackend:
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
             if budget is None:
-                sub = box_lp_tighten(sub)
+                sub = box_lp_tighten(sub, deadline)
             out = self._solve_box(sub, condition, deadline, budget, root=problem if budget is not None else None)
             if out.answer is Answer.SAT:
                 return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)

@@ -69,6 +69,8 @@ def _check_dual_against_vertices(seed: int, sizes: tuple[int, ...], scheme: str)
             for scale in (0.0, 0.3, 5.0):  # any multipliers give a bound (their rows are made to sum to 0)
                 lam = rng.normal(size=(dual.n, dual.m)) * scale
                 assert float(dual._exact_dual(alphas, k0, lam)) >= top - 1e-9
+            stopped, _ = dual.bound(c, Fraction(0), deadline=0.0)  # past its deadline: still a bound
+            assert float(stopped) >= top - 1e-9
             upper, (xw, layers) = dual.bound(c, Fraction(0))
             zp = dyadic_forward(layers, xw, "identity")
             assert zp is not None
