@@ -60,6 +60,9 @@ def propagate_intervals(
 ) -> LayerBounds:
     """Interval bounds of every pre-activation over inputs x in ``inputs`` and theta' in ``box``
     (``box=None``: the unperturbed network)."""
+    fast = _dyadic_propagate(layers, hidden_activation, inputs, box)
+    if fast is not None:
+        return fast
     h: list[Interval] = list(inputs)
     pre_all = []
     for li, (w, b) in enumerate(layers):
@@ -81,3 +84,69 @@ def propagate_intervals(
             h = [_activate(hidden_activation, lo, hi) for lo, hi in pre]
     return LayerBounds(tuple(pre_all))
 
+
+
+def _dyadic(values: Sequence[Fraction]) -> tuple[list[int], int] | None:
+    """Dyadic rationals as integers over one power of two (values[i] = ints[i] / 2**e); None if
+    one is not dyadic."""
+    e = 0
+    for q in values:
+        d = q.denominator
+        if d & (d - 1):
+            return None
+        e = max(e, d.bit_length() - 1)
+    return [q.numerator << (e - (q.denominator.bit_length() - 1)) for q in values], e
+
+
+def _dyadic_propagate(layers: Sequence[ExactLayer], hidden_activation: str, inputs: Sequence[Interval],
+                      box: ParameterBox | None) -> LayerBounds | None:
+    """propagate_intervals for relu / identity networks whose numbers are all dyadic (floats,
+    power-of-two radii, float inputs): the same intervals, computed with integers over one power
+    of two per layer instead of Fractions. None when a number is not dyadic (or the hidden units
+    are smooth): the caller then uses Fractions."""
+    if hidden_activation not in ("relu", "identity"):
+        return None
+    got = _dyadic([v for iv in inputs for v in iv])
+    if got is None:
+        return None
+    flat_h, eh = got
+    hl, hh = flat_h[0::2], flat_h[1::2]
+    pre_all = []
+    for li, (w, b) in enumerate(layers):
+        n_in, n_out = len(w), len(b)
+        zero = [Fraction(0)] * n_out
+        rw = box.weights[li] if box is not None else [zero] * n_in
+        rb = box.biases[li] if box is not None else zero
+        ws = _dyadic([v for row in w for v in row] + [v for row in rw for v in row] + list(b) + list(rb))
+        if ws is None:
+            return None
+        ints, ew = ws
+        k = n_in * n_out
+        wi, ei, bi, fi = ints[:k], ints[k:2 * k], ints[2 * k:2 * k + n_out], ints[2 * k + n_out:]
+        # products over 2**(ew + eh); biases (over 2**ew) scaled up to that
+        shift = eh
+        lo_out, hi_out = [], []
+        for j in range(n_out):
+            lo = (bi[j] - fi[j]) << shift
+            hi = (bi[j] + fi[j]) << shift
+            for i in range(n_in):
+                c, r = wi[i * n_out + j], ei[i * n_out + j]
+                wl, wh = c - r, c + r
+                a, z = hl[i], hh[i]
+                if a >= 0:  # the common case after ReLU: a non-negative activation
+                    lo += wl * a if wl >= 0 else wl * z
+                    hi += wh * z if wh >= 0 else wh * a
+                else:
+                    p = (wl * a, wl * z, wh * a, wh * z)
+                    lo += min(p)
+                    hi += max(p)
+            lo_out.append(lo)
+            hi_out.append(hi)
+        den = 1 << (ew + eh)
+        pre_all.append(tuple((Fraction(lo, den), Fraction(hi, den)) for lo, hi in zip(lo_out, hi_out)))
+        eh += ew
+        if hidden_activation == "relu":
+            hl, hh = [max(v, 0) for v in lo_out], [max(v, 0) for v in hi_out]
+        else:
+            hl, hh = lo_out, hi_out
+    return LayerBounds(tuple(pre_all))

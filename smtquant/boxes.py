@@ -20,7 +20,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import PropertyError
-from .exact import float_up, to_fraction
+from .exact import float_down, float_up, to_fraction
 from .network import Network
 
 __all__ = ["ParameterBox", "InputRegion"]
@@ -48,11 +48,17 @@ class ParameterBox:
                 raise PropertyError(f"radii of layers[{i}] do not match its shape {layer.weights.shape}.")
             if any(v < 0 for r in w for v in r) or any(v < 0 for v in b):
                 raise PropertyError(f"radii of layers[{i}] must be >= 0.")
-        object.__setattr__(
-            self, "_float_w",
-            tuple(_freeze([[float_up(v) for v in r] for r in w]) for w in self.weights),
-        )
-        object.__setattr__(self, "_float_b", tuple(_freeze([float_up(v) for v in b]) for b in self.biases))
+        up: dict[Fraction, float] = {}  # one rounding per distinct radius (a scheme has few)
+
+        def rounded(v: Fraction) -> float:
+            f = up.get(v)
+            if f is None:
+                f = up[v] = float_up(v)
+            return f
+
+        object.__setattr__(self, "_float_w", tuple(_freeze([[rounded(v) for v in r] for r in w]) for w in self.weights))
+        object.__setattr__(self, "_float_b", tuple(_freeze([rounded(v) for v in b]) for b in self.biases))
+        object.__setattr__(self, "_inward", None)
 
     @classmethod
     def from_arrays(cls, network: Network, weights: Sequence[object], biases: Sequence[object], label: str = "") -> ParameterBox:
@@ -89,6 +95,25 @@ class ParameterBox:
     def float_biases(self, layer: int) -> np.ndarray:
         return self._float_b[layer]  # type: ignore[attr-defined,no-any-return]
 
+    def inward_doubles(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]:
+        """Per layer (w_lo, w_hi, b_lo, b_hi): the smallest and the largest double inside each
+        parameter's interval [theta - eps, theta + eps] (theta is a double, so there is one).
+        Clipping a double into them keeps it exactly in the box. Computed once per box.
+
+        >>> from smtquant.network import Network
+        >>> box = ParameterBox.uniform(Network.from_lists([[[1.0]]], [[0.5]]), Fraction(1, 3))
+        >>> w_lo, w_hi, b_lo, b_hi = box.inward_doubles()[0]
+        >>> Fraction(float(w_lo[0, 0])) >= Fraction(2, 3) > Fraction(float(w_lo[0, 0])) - Fraction(1, 2**52)
+        True
+        """
+        hit = self._inward  # type: ignore[attr-defined]
+        if hit is None:
+            hit = tuple((*_inward(layer.weights, self.weights[i], self._float_w[i]),  # type: ignore[attr-defined]
+                         *_inward(layer.biases, self.biases[i], self._float_b[i]))  # type: ignore[attr-defined]
+                        for i, layer in enumerate(self.network.layers))
+            object.__setattr__(self, "_inward", hit)
+        return hit  # type: ignore[no-any-return]
+
     def contains(self, candidate: Network) -> bool:
         """Exactly: does every parameter of ``candidate`` lie within its radius of the centre?"""
         if candidate.sizes != self.network.sizes:
@@ -102,6 +127,36 @@ class ParameterBox:
                 if abs(to_fraction(lc.biases[c]) - to_fraction(l0.biases[c])) > self.biases[i][c]:
                     return False
         return True
+
+
+def _inward(theta: np.ndarray, radii: tuple, radii_up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest double >= theta - eps and the largest double <= theta + eps, elementwise.
+    Where eps is a double, theta +- eps is rounded to nearest and its exact error found by TwoSum
+    (exact for finite doubles), which says whether to step one double inwards; other radii are
+    handled in exact rationals."""
+    is_double: dict[int, bool] = {}  # by object: a scheme repeats one Fraction object
+    flat = [v for row in radii for v in row] if theta.ndim == 2 else list(radii)
+    mask = np.empty(len(flat), dtype=bool)
+    for k, v in enumerate(flat):
+        got = is_double.get(id(v))
+        if got is None:
+            got = is_double[id(v)] = Fraction(float(v)) == v
+        mask[k] = got
+    t = theta.ravel()
+    e = radii_up.ravel()
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo, hi = t - e, t + e
+        # TwoSum: a + b = s + err exactly
+        bb = lo - t
+        err_lo = (t - (lo - bb)) + (-e - bb)
+        bb = hi - t
+        err_hi = (t - (hi - bb)) + (e - bb)
+    lo = np.where(err_lo > 0, np.nextafter(lo, np.inf), lo)  # s < true: one double up
+    hi = np.where(err_hi < 0, np.nextafter(hi, -np.inf), hi)  # s > true: one double down
+    for k in np.flatnonzero(~mask | ~np.isfinite(lo) | ~np.isfinite(hi)).tolist():
+        c, r = Fraction(float(t[k])), flat[k]
+        lo[k], hi[k] = float_up(c - r), float_down(c + r)
+    return _freeze(lo.reshape(theta.shape)), _freeze(hi.reshape(theta.shape))
 
 
 def _rows(m: object) -> list:

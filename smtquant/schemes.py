@@ -234,12 +234,46 @@ def _int_scale(part: _Part, centres: dict[tuple[int, ...], Fraction]) -> Callabl
     return lambda idx: scale
 
 
+def _quantize_fixed(part: _Part, arr: np.ndarray, name: str, spec: str) -> tuple[list, np.ndarray] | None:
+    """fixed:F (and fixed:I.F) in numpy: theta * 2^F is exact for doubles, numpy rounds half to
+    even like ``round`` on a Fraction, and k * 2^-F is exact while it stays a normal double, so
+    these are the numbers the per-entry path computes in Fractions. None where that argument
+    does not cover the tensor (very many fractional bits, huge or non-finite values)."""
+    if part.bits > 1000:
+        return None
+    theta = np.asarray(arr, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        k = np.round(theta * 2.0 ** part.bits)
+    if not np.isfinite(k).all() or (k.size and float(np.abs(k).max()) >= 2.0**52):
+        return None
+    q = k * 2.0 ** -part.bits
+    if part.int_bits is not None:
+        m = part.int_bits - 1 + part.bits  # k must lie in [-2^m, 2^m - 1]
+        if m <= 52:
+            bad = np.flatnonzero(((k < -(2.0**m)) | (k > 2.0**m - 1)).ravel())
+            if bad.size:
+                idx = np.unravel_index(int(bad[0]), theta.shape)
+                step = Fraction(1, 2**part.bits)
+                lo, hi = -Fraction(2) ** (part.int_bits - 1), Fraction(2) ** (part.int_bits - 1) - step
+                where = f"{name}[{','.join(str(int(i)) for i in idx)}]"
+                raise SchemeError(f"{spec}: {where} = {float(theta[idx])!r} is outside [{_fmt(lo)}, {_fmt(hi)}]")
+    values = np.where(q != theta, np.where(q == 0, 0.0, q), theta)  # a value rounded to zero is +0.0
+    values.setflags(write=False)
+    eps = Fraction(1, 2 ** (part.bits + 1))
+    radii: list = [eps] * theta.shape[0] if theta.ndim == 1 else [[eps] * theta.shape[1] for _ in range(theta.shape[0])]
+    return radii, values
+
+
 def _quantize_tensor(part: _Part, arr: np.ndarray, name: str, spec: str, is_bias: bool) -> tuple[list, np.ndarray]:
     """(radii as nested lists of Fractions, rounded float64 values) for one weight matrix or bias vector."""
     radii = np.empty(arr.shape, dtype=object)
     if part.weights_only and is_bias:
         radii.fill(Fraction(0))
         return radii.tolist(), arr
+    if part.family == "fixed":
+        fast = _quantize_fixed(part, arr, name, spec)
+        if fast is not None:
+            return fast
     thetas = {idx: float(arr[idx]) for idx in np.ndindex(arr.shape)}
     centres = {idx: to_fraction(t) for idx, t in thetas.items()}
     if part.family in ("eps", "rel"):

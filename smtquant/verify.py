@@ -17,7 +17,7 @@ from .backends.base import Answer, Backend, Problem
 from .bounds import propagate_intervals
 from .boxes import InputRegion, ParameterBox
 from .errors import PropertyError
-from .exact import ExactLayer, Interval, exact_layers, forward_enclosure, to_fraction
+from .exact import ExactLayer, Interval, dyadic_forward, exact_layers, forward_enclosure, to_fraction
 from .loading import load_model
 from .network import Network
 from .properties import (
@@ -95,6 +95,7 @@ class Query:
         self.problem = Problem(self.layers, act, box, self.inputs, self.pb, self.ob)
         self.pieces: list[Interval] | None = None
         self.solver_calls = 0
+        self._z_cache: dict[tuple[Fraction, ...], list[Interval]] = {}
 
     @property
     def effective_backend(self) -> Backend:
@@ -134,6 +135,10 @@ class Query:
     def _witness(self, x: Sequence[Fraction], layers: Sequence[ExactLayer],
                  fit: Callable[[Fraction, Fraction, Fraction], Fraction]) -> Witness:
         xs = tuple(fit(Fraction(v), lo, hi) for v, (lo, hi) in zip(x, self.inputs))
+        if fit is _snap:
+            fast = self._witness_of_doubles(xs, layers)
+            if fast is not None:
+                return fast
         clamped: list[ExactLayer] = []
         for li, (w, b) in enumerate(layers):
             w0, b0 = self.layers[li]
@@ -144,9 +149,42 @@ class Query:
             clamped.append((cw, cb))
         act = self.net.hidden_activation
         zp = forward_enclosure(clamped, xs, act)
-        z = forward_enclosure(self.layers, xs, act)
-        dev = deviation_enclosure(self.net, self.metric, zp, z)
+        dev = deviation_enclosure(self.net, self.metric, zp, self._original_outputs(xs))
         return Witness(xs, tuple(clamped), dev)
+
+    def _witness_of_doubles(self, xs: tuple[Fraction, ...], layers: Sequence[ExactLayer]) -> Witness | None:
+        """``_witness(.., _snap)`` for parameters given as float64 arrays (the attack's and the
+        engine's candidates), in numpy: clipping a double into the box's inward doubles gives the
+        double _snap gives, and the outputs are computed exactly in integers. None when the
+        candidate is not all finite doubles or the hidden units are smooth."""
+        act = self.net.hidden_activation
+        if act not in ("relu", "identity") or not all(
+                isinstance(w, np.ndarray) and isinstance(b, np.ndarray) for w, b in layers):
+            return None
+        ws = [(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)) for w, b in layers]
+        if len(ws) != len(self.layers) or not all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in ws):
+            return None
+        bounds = self.box.inward_doubles()
+        if any(w.shape != wl.shape or b.shape != bl.shape for (w, b), (wl, _, bl, _) in zip(ws, bounds)):
+            return None
+        clipped = [(np.clip(w, wl, wh), np.clip(b, bl, bh)) for (w, b), (wl, wh, bl, bh) in zip(ws, bounds)]
+        zp = dyadic_forward(clipped, xs, act)
+        if zp is None:  # pragma: no cover - relu / identity with doubles always have a dyadic pass
+            return None
+        dev = deviation_enclosure(self.net, self.metric, [(v, v) for v in zp], self._original_outputs(xs))
+        exact = tuple(([[Fraction(v) for v in row] for row in w.tolist()], [Fraction(v) for v in b.tolist()])
+                      for w, b in clipped)
+        return Witness(xs, exact, dev)
+
+    def _original_outputs(self, xs: tuple[Fraction, ...]) -> list[Interval]:
+        """The unperturbed network's outputs at xs (exact; kept for the last few inputs)."""
+        hit = self._z_cache.get(xs)
+        if hit is None:
+            hit = forward_enclosure(self.layers, xs, self.net.hidden_activation)
+            if len(self._z_cache) > 32:
+                self._z_cache.clear()
+            self._z_cache[xs] = hit
+        return hit
 
     def attack(self) -> Witness | None:
         """The best validated witness from a float64 attack (None if it found nothing)."""
@@ -154,9 +192,8 @@ class Query:
         hi = np.array([float(b) for _, b in self.inputs])
         best: Witness | None = None
         for cand in attack(self.net, self.box, self.metric, lo, hi):
-            layers = [( [[to_fraction(v) for v in row] for row in w], [to_fraction(v) for v in b])
-                      for w, b in zip(cand.weights, cand.biases)]
-            wit = self.validate([to_fraction(v) for v in cand.x], layers)
+            layers = list(zip(cand.weights, cand.biases))  # float64 arrays: validated in numpy and integers
+            wit = self.validate([to_fraction(v) for v in cand.x], layers)  # type: ignore[arg-type]
             if best is None or wit.deviation[0] > best.deviation[0]:
                 best = wit
         return best
