@@ -106,12 +106,17 @@ class TwoLayerDual:
         cols = np.arange(M)
         as_pts = np.array([0, 2])  # end index -> index into self.pts
 
+        lo_e, hi_e = P[0, 0], P[0, 1]  # (n, 1): l and h
+        alo_e, ahi_e = aP[0, 0], aP[0, 1]
+
         def dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
-            vals = (A[:, None] + lam[None, None]) * P + Bc[:, None] * aP  # (2, 2, n, M)
-            arg = vals.argmax(axis=1)  # (2, n, M)
-            piece = C + vals.max(axis=1).sum(axis=1)  # (2, M)
+            slope = A + lam[None]  # (2, n, M)
+            at_lo = slope * lo_e + Bc * alo_e  # the same products as a (2, 2, n, M) array, one end each
+            at_hi = slope * hi_e + Bc * ahi_e
+            arg = at_hi > at_lo  # (2, n, M): the end each piece takes (ties: the lower end, as argmax)
+            piece = C + np.maximum(at_lo, at_hi).sum(axis=1)  # (2, M)
             kk = piece.argmax(axis=0)
-            idx = as_pts[arg[kk, :, cols]]  # (M, n): the point each subproblem takes per u_i
+            idx = as_pts[arg[kk, :, cols].astype(np.intp)]  # (M, n): the point each subproblem takes per u_i
             return float(base) + float(piece[kk, cols].sum()), idx
 
         lam = np.zeros((n, M))

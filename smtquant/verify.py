@@ -154,9 +154,16 @@ class Query:
 
     def _witness_of_doubles(self, xs: tuple[Fraction, ...], layers: Sequence[ExactLayer]) -> Witness | None:
         """``_witness(.., _snap)`` for parameters given as float64 arrays (the attack's and the
-        engine's candidates), in numpy: clipping a double into the box's inward doubles gives the
-        double _snap gives, and the outputs are computed exactly in integers. None when the
-        candidate is not all finite doubles or the hidden units are smooth."""
+        engine's candidates); None when it does not apply (see _doubles_deviation)."""
+        got = self._doubles_deviation(xs, layers)
+        return None if got is None else _exact_witness(xs, *got)
+
+    def _doubles_deviation(self, xs: tuple[Fraction, ...], layers: Sequence[ExactLayer]
+                           ) -> tuple[Interval, list[tuple[np.ndarray, np.ndarray]]] | None:
+        """(deviation, clipped parameters) in numpy: clipping a double into the box's inward
+        doubles gives the double _snap gives, and the outputs are computed exactly in integers.
+        None when the candidate is not all finite float64 arrays of the network's shapes, or the
+        hidden units are smooth."""
         act = self.net.hidden_activation
         if act not in ("relu", "identity") or not all(
                 isinstance(w, np.ndarray) and isinstance(b, np.ndarray) for w, b in layers):
@@ -171,10 +178,7 @@ class Query:
         zp = dyadic_forward(clipped, xs, act)
         if zp is None:  # pragma: no cover - relu / identity with doubles always have a dyadic pass
             return None
-        dev = deviation_enclosure(self.net, self.metric, [(v, v) for v in zp], self._original_outputs(xs))
-        exact = tuple(([[Fraction(v) for v in row] for row in w.tolist()], [Fraction(v) for v in b.tolist()])
-                      for w, b in clipped)
-        return Witness(xs, exact, dev)
+        return deviation_enclosure(self.net, self.metric, [(v, v) for v in zp], self._original_outputs(xs)), clipped
 
     def _original_outputs(self, xs: tuple[Fraction, ...]) -> list[Interval]:
         """The unperturbed network's outputs at xs (exact; kept for the last few inputs)."""
@@ -191,11 +195,20 @@ class Query:
         lo = np.array([float(a) for a, _ in self.inputs])
         hi = np.array([float(b) for _, b in self.inputs])
         best: Witness | None = None
+        top: tuple[Interval, tuple[Fraction, ...], list[tuple[np.ndarray, np.ndarray]]] | None = None
         for cand in attack(self.net, self.box, self.metric, lo, hi):
             layers = list(zip(cand.weights, cand.biases))  # float64 arrays: validated in numpy and integers
-            wit = self.validate([to_fraction(v) for v in cand.x], layers)  # type: ignore[arg-type]
+            xs = tuple(_snap(to_fraction(v), a, b) for v, (a, b) in zip(cand.x, self.inputs))
+            got = self._doubles_deviation(xs, layers)  # type: ignore[arg-type]
+            if got is not None:  # exact Fractions only for the best one, at the end
+                if top is None or got[0][0] > top[0][0]:
+                    top = (got[0], xs, got[1])
+                continue
+            wit = self.validate(list(xs), layers)  # type: ignore[arg-type]
             if best is None or wit.deviation[0] > best.deviation[0]:
                 best = wit
+        if top is not None and (best is None or top[0][0] > best.deviation[0]):
+            best = _exact_witness(top[1], top[0], top[2])
         return best
 
     def identity_witness(self) -> Witness:
@@ -308,6 +321,13 @@ class Query:
             return Answer.UNSAT, best, f"unsat on all {len(done)} pieces of the output range"
         finally:
             self.pieces = done + queue
+
+
+def _exact_witness(xs: tuple[Fraction, ...], dev: Interval, layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> Witness:
+    """A Witness of float64 parameters, as the exact Fractions of the doubles."""
+    exact = tuple(([[Fraction(v) for v in row] for row in w.tolist()], [Fraction(v) for v in b.tolist()])
+                  for w, b in layers)
+    return Witness(xs, exact, dev)
 
 
 def check(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property,
