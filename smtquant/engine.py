@@ -420,6 +420,7 @@ class Engine:
         self.warm = _WarmLP.create(self.A, self.b, self.lo_f, self.hi_f, rows)
         self.seq = itertools.count()
         self.lp_calls = 0
+        self.deadline: float | None = None  # time.monotonic() past which an LP is not started or is cut short
         self.last_node: _NodeLP | None = None
         self.last_lam: list[float] = []
         # the base rows over one common denominator, for fast exact certificates in integers
@@ -678,13 +679,18 @@ class Engine:
         c = np.zeros(self.n)
         for v, k in g.items():
             c[v] = -float(k)
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return "timeout", None, None, None
         self.lp_calls += 1
 
         def cert(obj: Lin, lam: Sequence[float]) -> Fraction:
             return self._certificate(obj, lam, repl, more, lo, hi)
 
         if self.warm is not None:
-            got = self.warm.solve(c, lo_f, hi_f, repl, more)
+            got = self.warm.solve(c, lo_f, hi_f, repl, more, time_limit=left)
+            if got is None and self.deadline is not None and time.monotonic() >= self.deadline:
+                return "timeout", None, None, None  # HiGHS stopped at the time limit
             if got is not None and got[0] == "infeasible":  # a Farkas-type certificate from the ray, either sign
                 for sign in (-1.0, 1.0):
                     if cert({}, [max(0.0, sign * v) for v in got[1]]) < 0:
@@ -706,7 +712,10 @@ class Engine:
             A = np.vstack([A, np.array([[float(c.get(v, 0)) for v in range(self.n)] for c, _ in more])])
             b = np.concatenate([b, [float(r) for _, r in more]])
         bounds = list(zip(lo_f, hi_f))
-        res = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+        limit = {} if self.deadline is None else {"time_limit": max(self.deadline - time.monotonic(), 1e-3)}
+        res = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs", options=limit)
+        if res.status == 1 and self.deadline is not None and time.monotonic() >= self.deadline:
+            return "timeout", None, None, None
         if res.status == 0:
             lam = [max(0.0, -m) for m in res.ineqlin.marginals]
             self.last_lam = lam
@@ -716,7 +725,7 @@ class Engine:
             A1 = np.hstack([A, -np.ones((A.shape[0], 1))])
             c1 = np.zeros(n + 1)
             c1[n] = 1.0
-            r1 = linprog(c1, A_ub=A1, b_ub=b, bounds=bounds + [(0, None)], method="highs")
+            r1 = linprog(c1, A_ub=A1, b_ub=b, bounds=bounds + [(0, None)], method="highs", options=limit)
             self.lp_calls += 1
             if r1.status == 0 and cert({}, [max(0.0, -m) for m in r1.ineqlin.marginals]) < 0:
                 return "empty", None, None, None
@@ -974,6 +983,7 @@ class Engine:
         validated value. ``evaluate(y)`` replays an LP point exactly and returns
         (f at the replayed point, witness) or None when the replayed point misses a guard.
         """
+        self.deadline = deadline  # every LP of this search (and its dives) stops there too
         heap = [_Node(0.0, next(self.seq), {})]
         nodes = 0
         floor: Fraction | None = None
@@ -1005,6 +1015,9 @@ class Engine:
             status, y, f_float, certify = self._solve_lp(g, guards, node.phases, ctx)
             if status == "empty":
                 continue
+            if status == "timeout":
+                heapq.heappush(heap, node)
+                return result(False, f"timeout after {nodes} nodes")
             if status == "fail":
                 heapq.heappush(heap, node)
                 return result(False, "the LP solver failed on a node")
@@ -1139,7 +1152,7 @@ class _WarmLP:
             return None
 
     def solve(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, repl: dict[int, tuple[Lin, Fraction]],
-              more: Sequence[tuple[Lin, Fraction]]):
+              more: Sequence[tuple[Lin, Fraction]], time_limit: float | None = None):
         """("ok", x, row duals, objective) if HiGHS reports optimal, ("infeasible", dual ray) if it
         reports infeasible with a ray, else None. Rows in ``repl`` are changed in place (their
         sparsity stays that of the base row, plus at most the new entries) and restored when a
@@ -1166,6 +1179,8 @@ class _WarmLP:
             h.addRows(k, np.full(k, -core.kHighsInf), np.array([float(r) for _, r in more]), len(idx),
                       np.array(starts, dtype=np.int32), np.array(idx, dtype=np.int32), np.array(vals))
         try:
+            # HiGHS compares time_limit with its run time summed over every run of this instance
+            h.setOptionValue("time_limit", float("inf") if time_limit is None else h.getRunTime() + max(time_limit, 1e-3))
             h.run()
             status = h.getModelStatus()
             if status == core.HighsModelStatus.kInfeasible:
@@ -1399,7 +1414,7 @@ _LP_TIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _DUAL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def lp_tighten(problem: Problem) -> Problem:
+def lp_tighten(problem: Problem, deadline: float | None = None) -> Problem:
     """At a fixed input, the pre-activations of the third hidden layer on (whose bounds interval
     arithmetic loosens) tightened by LP: max and min of each unstable one over the relaxation,
     each certified exactly, then rounded outward to doubles (small denominators keep the
@@ -1409,7 +1424,9 @@ def lp_tighten(problem: Problem) -> Problem:
         return hit  # type: ignore[no-any-return]
     out = problem
     if problem.fixed_input and len(problem.layers) >= 4:
-        out = _lp_bounds(problem, 2, (True,))
+        out = _lp_bounds(problem, 2, (True,), deadline=deadline)
+        if deadline is not None and time.monotonic() > deadline:
+            return out  # sound as far as it got; not cached
     _LP_TIGHT[problem] = out
     _LP_TIGHT[out] = out
     return out
@@ -1440,6 +1457,7 @@ def _lp_bounds(problem: Problem, first: int, networks: tuple[bool, ...], last: i
     layers) of the given networks (True: perturbed, False: original) that are unstable, each
     narrowed to its max and min over the LP relaxation: certified exactly, rounded outward."""
     eng = Engine(problem)
+    eng.deadline = deadline
     stop = len(problem.layers) - 1 if last is None else last
     bounds = {True: [list(layer) for layer in problem.perturbed_bounds.pre],
               False: [list(layer) for layer in problem.original_bounds.pre]}
@@ -1558,6 +1576,11 @@ class EngineBackend:
     # most neurons stable there, it is smaller and faster than the root's model in that box's context
     CHEAP_DEPTH = 12  # splits of an optimization's input box on zonotope bounds alone (no LP), along one path
     CHEAP_SPLITS = 10  # splits of a decision query that interval bounds alone justify (no LP), along one path
+    # hidden activations whose deep sub-boxes get LP bounds (box_lp_tighten) before their search. Not
+    # identity units: their LPs (hull rows of |u|) are slow and the bounds cost more than they gave
+    # (2-64-64-1 global fixed:4 quantify: certified in 48 s without them, unknown at 60 s with;
+    # 2-64-64-64-1 global fixed:8: 33 s without, unknown with)
+    BOX_LP_BOUNDS = ("relu",)
 
     def __init__(self) -> None:
         self._cache: dict[int, tuple[Problem, Engine]] = {}
@@ -1604,7 +1627,7 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
-            problem = lp_tighten(problem)
+            problem = lp_tighten(problem, deadline)
             return self._maximize_point(problem, zp, z, const, tol, lower, deadline, z_range, observe)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
@@ -1635,8 +1658,8 @@ class EngineBackend:
                         heapq.heappush(heap, (-float(ku), next(seq), k, ku, depth + 1))
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            if budget is None:  # a small box searched to the end: LP bounds, and an LP of its own
-                sub = box_lp_tighten(sub, deadline)
+            if budget is None and sub.hidden_activation in self.BOX_LP_BOUNDS:  # a small box searched
+                sub = box_lp_tighten(sub, deadline)  # to the end: LP bounds (and an LP of its own, below)
             res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget,
                                      root=problem if budget is not None else None, observe=observe)
             nodes += res.nodes
@@ -1775,7 +1798,7 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
-            problem = lp_tighten(problem)
+            problem = lp_tighten(problem, deadline)
             decided, condition = self._dual_decide(problem, condition, deadline)
             if decided is not None:
                 return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
@@ -1797,7 +1820,7 @@ class EngineBackend:
                     queue += [(child, depth + 1) for child in children]  # cheap progress: no LP needed
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            if budget is None:
+            if budget is None and sub.hidden_activation in self.BOX_LP_BOUNDS:
                 sub = box_lp_tighten(sub, deadline)
             out = self._solve_box(sub, condition, deadline, budget, root=problem if budget is not None else None)
             if out.answer is Answer.SAT:

@@ -197,7 +197,7 @@ def test_lp_tightened_bounds_are_narrower_and_hold_at_sampled_points(act: str, m
     z3v = sq.quantify(net, "fixed:1", q.prop, solver="z3", tolerance=1e-3, timeout=20)
     assert v.max_deviation.lower <= z3v.max_deviation.upper and z3v.max_deviation.lower <= v.max_deviation.upper
     # and the engine without the LP tightening certifies the same maximum
-    monkeypatch.setattr(engine_mod, "lp_tighten", lambda p: p)
+    monkeypatch.setattr(engine_mod, "lp_tighten", lambda p, *a: p)
     w = sq.quantify(net, "fixed:1", q.prop, solver="engine", tolerance=1e-6, timeout=120)
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
 
@@ -248,6 +248,7 @@ def test_box_lp_bounds_hold_in_both_networks_and_deep_boxes_certify_the_same_max
     assert v.status is sq.Status.ROBUST
     calls = []
     monkeypatch.setattr(EngineBackend, "MAX_SPLITS", 0)
+    monkeypatch.setattr(EngineBackend, "BOX_LP_BOUNDS", ("relu", "identity"))  # identity boxes skip them by default
     monkeypatch.setattr("smtquant.engine.box_lp_tighten", lambda p, *a: calls.append(p) or box_lp_tighten(p, *a))
     w = sq.quantify(net, scheme, prop, solver="engine", tolerance=1e-6, timeout=120)
     assert calls and w.status is sq.Status.ROBUST
@@ -375,3 +376,37 @@ def test_a_dive_fixes_every_phase_and_beats_the_point_it_starts_from(act: str, k
         assert dived, "the orthant of a replayed point is never empty"
         assert dived[0] >= start - Fraction(1, 10**9)
         assert max(dived) <= v.max_deviation.upper
+
+
+def test_lp_time_limits_follow_the_deadline(monkeypatch) -> None:
+    """Every LP stops at the engine's deadline: past it, no LP starts ("timeout") and a search
+    returns incomplete; before it, the warm HiGHS model solves even after it has run longer in all
+    than the time left (HiGHS compares its time limit with its run time summed over all runs, so a
+    limit of just the time left would stop every later LP at once)."""
+    import time
+
+    import scipy.optimize
+
+    from smtquant.engine import tighten
+
+    net = tiny_net(3, "relu", (2, 6, 6, 1))
+    box = sq.parse_scheme("fixed:2").box(net)
+    q = Query(net, box, LocalRobustness([0.3, -0.2], "logit"), get_backend("engine"), None)
+    eng = Engine(tighten(q.problem))
+    assert eng.warm is not None
+    out = next(iter(eng.enc.zp[0].coef))
+    objectives = [{out: Fraction(1)}, {out: Fraction(-1)}]  # alternating: each LP needs simplex steps
+    k = 0
+    while eng.warm.h.getRunTime() < 0.3:
+        assert eng._solve_lp(objectives[k % 2], [], {})[0] == "ok"
+        k += 1
+    monkeypatch.setattr(scipy.optimize, "linprog", lambda *a, **k: pytest.fail("fell back to linprog"))
+    for _ in range(4):
+        eng.deadline = time.monotonic() + 0.15  # less time left than HiGHS has run in all
+        k += 1
+        assert eng._solve_lp(objectives[k % 2], [], {})[0] == "ok"
+    g = objectives[0]
+    eng.deadline = time.monotonic() - 1.0
+    assert eng._solve_lp(g, [], {})[0] == "timeout"
+    res = eng.search(g, Fraction(0), [], lambda y: None, time.monotonic() - 1.0, tol=Fraction(1, 10**6))
+    assert not res.complete and res.reason.startswith("timeout")
