@@ -350,18 +350,45 @@ def _hull_planes(kind: str, ml: Fraction, mh: Fraction, rl: Fraction, rh: Fracti
     out: list[_Plane] = []
     if not ok.any():
         return out
+    got = _vertex_ints(kind, verts)
+    iverts, e1 = got if got is not None else (None, 0)
     sol = np.linalg.solve(M[ok], f[subsets[ok]][..., None])[..., 0]
-    seen: list[np.ndarray] = []
-    for cf in sol:
-        if not np.all(np.isfinite(cf)) or np.any(X @ cf < f - 1e-9 * (1.0 + f)):
+    floor = f - 1e-9 * (1.0 + f)
+    sol = sol[[bool(np.isfinite(cf).all()) and not bool((X @ cf < floor).any()) for cf in sol]]  # on or above f
+    c3 = sol[:, :3]
+    close = (np.abs(c3[:, None, :] - c3[None, :, :]) <= 1e-12 + 1e-9 * np.abs(c3[None, :, :])).all(axis=2)
+    kept: list[int] = []
+    for i, cf in enumerate(sol):
+        if any(close[i, j] for j in kept):  # the same plane again (np.allclose to one kept before)
             continue
-        if any(np.allclose(cf[:3], t, rtol=1e-9, atol=1e-12) for t in seen):
-            continue
-        seen.append(cf[:3])
+        kept.append(i)
         am, ar, au = (Fraction(float(v)) for v in cf[:3])
-        b = max(fx(u) - am * m - ar * r - au * u for m, r, u in verts)
+        if iverts is not None:  # the same maximum in integers over a power of two
+            (na, ea), (nr, er), (nu, eu) = (float(v).as_integer_ratio() for v in cf[:3])
+            e2 = max(ea, er, eu).bit_length() - 1
+            ka, kr, ku = na << (e2 - ea.bit_length() + 1), nr << (e2 - er.bit_length() + 1), nu << (e2 - eu.bit_length() + 1)
+            top = max((fu << e2) - ka * m - kr * r - ku * u for m, r, u, fu in iverts)
+            b = Fraction(top, 1 << (e1 + e2))
+        else:
+            b = max(fx(u) - am * m - ar * r - au * u for m, r, u in verts)
         out.append(((am, ar, au), Fraction(_up(b))))
     return out
+
+
+def _vertex_ints(kind: str, verts: Sequence[tuple[Fraction, Fraction, Fraction]]
+                 ) -> tuple[list[tuple[int, int, int, int]], int] | None:
+    """The vertices (m, r, u) and f(u) as integers over one power of two 2**e, or None if one of
+    them is not dyadic."""
+    vals = [v for vert in verts for v in vert]
+    if any(v.denominator & (v.denominator - 1) for v in vals):
+        return None
+    e = max(v.denominator.bit_length() - 1 for v in vals)
+    ints = [v.numerator << (e - v.denominator.bit_length() + 1) for v in vals]
+    out = []
+    for k in range(0, len(ints), 3):
+        m, r, u = ints[k:k + 3]
+        out.append((m, r, u, abs(u) if kind == "abs" else max(u, 0)))
+    return out, e
 
 
 def _upper_line(slope: Fraction, lo: Fraction, hi: Fraction, f_lo: Fraction, f_hi: Fraction) -> tuple[Fraction, Fraction]:

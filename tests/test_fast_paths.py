@@ -151,3 +151,20 @@ def _without(module, name, call):
         return call()
     finally:
         setattr(module, name, saved)
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(-2**20, 2**20), st.integers(0, 60)), min_size=4, max_size=4),
+       st.sampled_from(["abs", "relu"]), st.booleans(), st.booleans())
+def test_hull_plane_constants_in_integers_equal_the_fraction_ones(nums, kind, flat_m, flat_r):
+    from smtquant import engine
+
+    q = [Fraction(n, 2**e) for n, e in nums]
+    ml, mh = sorted(q[:2])
+    rl, rh = sorted(abs(v) for v in q[2:])
+    mh, rh = (ml if flat_m else mh), (rl if flat_r else rh)
+    fast = engine._hull_planes(kind, ml, mh, rl, rh)
+    slow = _without(engine, "_vertex_ints", lambda: engine._hull_planes(kind, ml, mh, rl, rh))
+    assert fast == slow
+    third = Fraction(1, 3)  # not dyadic: the Fraction path
+    assert engine._vertex_ints(kind, [(third, third, third)]) is None
