@@ -92,6 +92,7 @@ class _Encoding:
         self.cr: dict[int, tuple[_Expr, _Expr]] = {}  # perturbed pre-activation u -> (c, r): |u - c| <= r
         self.hull_rows: dict[int, list[int]] = {}  # neuron (abs or relu) -> its hull rows (_add_hull)
         self.names: dict[tuple, int] = {}  # expression -> a variable equal to it (_named)
+        self.r_ranges: dict[tuple, tuple[Fraction, Fraction]] = {}  # radius expression -> its range (_add_hull)
         self.hull_info: dict[int, tuple[int, int, _Expr, _Expr]] = {}  # neuron -> (c var, r var, c, r)
         for lo, hi in problem.inputs:
             if lo == hi:
@@ -148,7 +149,9 @@ class _Encoding:
         nr = self.neurons[k]
         c, r = self.cr[nr.pre]
         ml, mh = self._range(c)
-        rl, rh = self._range(r)
+        key = (tuple(sorted(r.coef.items())), r.const)  # r is often shared by a layer (uniform radii)
+        got = self.r_ranges.get(key)
+        rl, rh = got if got is not None else self.r_ranges.setdefault(key, self._range(r))
         ml, mh = max(ml, nr.lo - rh), min(mh, nr.hi + rh)  # u in [c - r, c + r] also bounds c
         planes = _hull_planes(nr.kind, ml, mh, max(rl, _ZERO), rh)
         if not planes:
