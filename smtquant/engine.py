@@ -1014,6 +1014,14 @@ class Engine:
         (f at the replayed point, witness) or None when the replayed point misses a guard.
         """
         self.deadline = deadline  # every LP of this search (and its dives) stops there too
+        try:
+            return self._search(g, g_const, guards, evaluate, deadline, strict, tol, lower, node_budget, ctx)
+        finally:
+            self.deadline = None
+
+    def _search(self, g: Lin, g_const: Fraction, guards: list[tuple[Lin, Fraction]], evaluate,
+                deadline: float | None, strict: bool, tol: Fraction | None, lower: Fraction | None,
+                node_budget: int | None, ctx: _BoxCtx | None) -> SearchResult:
         heap = [_Node(0.0, next(self.seq), {})]
         nodes = 0
         floor: Fraction | None = None
