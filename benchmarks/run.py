@@ -291,8 +291,8 @@ def decided_by(kind: str, status: str, reason: str) -> str | None:
         return None
     if status not in DECIDED:
         return "-"
-    if reason.startswith("interval bound"):
-        return "bound"
+    if reason.startswith(("interval bound", "a witness at the ends of the exact interval bound")):
+        return "bound"  # the bound proves robust, or (one hidden layer, fixed input) its ends are a witness
     if reason.startswith("a witness found by search over the box vertices"):
         return "attack"
     return "solver"

@@ -231,3 +231,37 @@ def test_attack_climbs_to_a_block_optimal_vertex_and_finds_the_vertex_maximum(se
         best = max(best, abs(h[0] - z))
     found = attack(net, box, Metric.LOGIT, x, x)[0]
     assert found.score == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize(("name", "scheme", "x", "metric"), CASES)
+def test_interval_witness_attains_the_closed_form(name: str, scheme: str, x: list[float], metric: str) -> None:
+    """One hidden layer at a fixed input: the network at the ends of the exact interval bound is a
+    witness reaching the closed-form maximum (to the rounding of the ends to doubles in the box),
+    so quantify certifies it without the attack or a solver."""
+    net = sq.load_model(MODELS / f"{name}.json")
+    box = sq.parse_scheme(scheme).box(net)
+    q = Query(net, box, LocalRobustness(x, metric), get_backend("engine"), None)
+    wit = q.interval_witness()
+    assert wit is not None
+    expected = closed_form(net, box, [to_fraction(v) for v in x], metric)
+    got = dec(wit.deviation[0])
+    assert got <= CTX.add(expected, Decimal("1e-30"))
+    assert CTX.subtract(expected, got) <= Decimal("1e-12") * (1 + expected)
+    for li, (w, b) in enumerate(wit.layers):  # inside the box, exactly
+        assert all(abs(w[i][j] - to_fraction(net.layers[li].weights[i, j])) <= box.weights[li][i][j]
+                   for i in range(len(w)) for j in range(len(b)))
+        assert all(abs(b[j] - to_fraction(net.layers[li].biases[j])) <= box.biases[li][j] for j in range(len(b)))
+    v = sq.quantify(net, scheme, LocalRobustness(x, metric), solver="engine", tolerance=1e-6)
+    assert v.status is sq.Status.ROBUST and v.extra["solver_calls"] == 0
+
+
+def test_interval_witness_applies_only_where_the_interval_bound_is_exact() -> None:
+    deep = sq.load_model(MODELS / "moons_relu_8x8.json")
+    shallow = sq.load_model(MODELS / "moons_relu.json")
+    box = sq.parse_scheme("fixed:4")
+    assert Query(deep, box.box(deep), LocalRobustness([0.5, 0.25], "logit"), get_backend("engine"), None
+                 ).interval_witness() is None
+    region = sq.GlobalRobustness([[0, 1], [0, 1]], "logit")
+    assert Query(shallow, box.box(shallow), region, get_backend("engine"), None).interval_witness() is None
+    assert Query(shallow, box.box(shallow), LocalRobustness([0.5, 0.25], "class"), get_backend("engine"), None
+                 ).interval_witness() is None
