@@ -452,7 +452,7 @@ class Engine:
         self.lp_calls = 0
         self.deadline: float | None = None  # time.monotonic() past which an LP is not started or is cut short
         self.last_node: _NodeLP | None = None
-        self.last_lam: list[float] = []
+        self.last_lam: Sequence[float] = []
         # the base rows over one common denominator, for fast exact certificates in integers
         dens = {c.denominator for coef, _ in rows for c in coef.values()} | {r.denominator for _, r in rows}
         self.D = math.lcm(*dens) if dens else 1
@@ -728,7 +728,7 @@ class Engine:
                 got = None
             if got is not None:  # optimal; anything else goes to linprog below
                 _, x, duals, fun = got
-                lam = [max(0.0, -m) for m in duals]
+                lam = np.fmax(-duals, 0.0)  # the multipliers of the <= rows (NaN -> 0, like max(0.0, nan))
                 self.last_lam = lam
                 return "ok", x, float(-fun), lambda: cert(g, lam)
         A = self.A.copy()
