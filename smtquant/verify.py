@@ -175,7 +175,7 @@ class Query:
         if any(w.shape != wl.shape or b.shape != bl.shape for (w, b), (wl, _, bl, _) in zip(ws, bounds)):
             return None
         clipped = [(np.clip(w, wl, wh), np.clip(b, bl, bh)) for (w, b), (wl, wh, bl, bh) in zip(ws, bounds)]
-        zp = dyadic_forward(clipped, xs, act)  # type: ignore[arg-type]  (float64 arrays are accepted)
+        zp = dyadic_forward(clipped, xs, act)  # type: ignore[arg-type]
         if zp is None:  # pragma: no cover - relu / identity with doubles always have a dyadic pass
             return None
         return deviation_enclosure(self.net, self.metric, [(v, v) for v in zp], self._original_outputs(xs)), clipped
