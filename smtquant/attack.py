@@ -173,6 +173,15 @@ def attack(net: Network, box: ParameterBox, metric: Metric, lo: np.ndarray, hi: 
             climbed += _block_ascent(net, metric, ws, bs, ew, eb, x, wp, bp)
     found += climbed
     found.sort(key=lambda c: -c.score)
+    if fixed and act == "identity" and len(ws) >= 4:  # three or more identity hidden layers
+        z = _forward(ws, bs, xs[0], act)[0][-1]
+        ends = []
+        for g, _ in list(_objectives(net, metric, z, z)):
+            ends += _end_search(ws, bs, ew, eb, xs[0], g, rng, found[:keep])
+        for c in ends:
+            zp = _forward(c.weights, c.biases, c.x, act)[0][-1]
+            found.append(Candidate(c.x, c.weights, c.biases, _deviation(net, metric, zp, z)))
+        found.sort(key=lambda c: -c.score)
     return found[:keep]
 
 
@@ -203,6 +212,123 @@ def _block_ascent(net: Network, metric: Metric, ws: tuple[np.ndarray, ...], bs: 
         zp = _forward(tuple(cw), tuple(cb), x, act)[0][-1]
         out.append(Candidate(x.copy(), tuple(cw), tuple(cb), _deviation(net, metric, zp, z)))
     return out
+
+
+def _end_search(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tuple[np.ndarray, ...],
+                eb: tuple[np.ndarray, ...], x: np.ndarray, g: np.ndarray, rng: np.random.Generator,
+                starts: list[Candidate], restarts: int = 4, steps: int = 400) -> list[Candidate]:
+    """Identity hidden units at a fixed input, three or more hidden layers: maximize g . z' over
+    the ends of the units' reachable intervals, the last two hidden layers in closed form.
+
+    The output is affine in each parameter, so a maximum lies at a vertex of the box, where each
+    hidden unit sits at one end of [c - r, c + r] (c, r from the unit's inputs). Given the ends of
+    all but the last two hidden layers, and a sign sigma_k per last hidden unit for its outgoing
+    weights, the objective is beta . h_L with beta fixed; the last layer then contributes
+    alpha . h + gamma . |h| (gamma >= 0) of the layer before, which each of its units maximizes
+    at one of its two ends. Steepest ascent over single flips of sigma and of the ends, from random
+    starts and from the given candidates (scores are the caller's to recompute)."""
+    n_hidden = len(ws) - 1
+    lower = n_hidden - 2  # hidden layers whose ends are variables
+    cw, ce = ws[-1] @ g, ew[-1] @ np.abs(g)
+    c0 = float(bs[-1] @ g + eb[-1] @ np.abs(g))
+    wl, el, bl, ebl = ws[n_hidden - 1], ew[n_hidden - 1], bs[n_hidden - 1], eb[n_hidden - 1]
+    wm, em, bm, ebm = ws[n_hidden - 2], ew[n_hidden - 2], bs[n_hidden - 2], eb[n_hidden - 2]
+
+    def lower_h(vs: list[np.ndarray]) -> np.ndarray:
+        h = np.broadcast_to(x, (vs[0].shape[0], x.shape[0]))
+        for i in range(lower):
+            h = h @ ws[i] + bs[i] + vs[i] * (np.abs(h) @ ew[i] + eb[i])
+        return h
+
+    def value(sigma: np.ndarray, vs: list[np.ndarray]) -> np.ndarray:
+        h = lower_h(vs)
+        a, r = h @ wm + bm, np.abs(h) @ em + ebm
+        zp, zm = a + r, a - r
+        beta = cw + sigma * ce
+        alpha, gamma = beta @ wl.T, np.abs(beta) @ el.T
+        const = c0 + beta @ bl + np.abs(beta) @ ebl
+        return const + np.maximum(alpha * zp + gamma * np.abs(zp), alpha * zm + gamma * np.abs(zm)).sum(axis=1)
+
+    def climb(sigma: np.ndarray, vs: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        best = value(sigma[None], [v[None] for v in vs])[0]
+        for _ in range(steps):
+            flips_s = sigma[None] * (1.0 - 2.0 * np.eye(sigma.size))
+            cand_s = [flips_s] + [np.broadcast_to(sigma, (v.size, sigma.size)) for v in vs]
+            rows_v: list[list[np.ndarray]] = [[] for _ in vs]
+            for i in range(len(vs)):
+                rows_v[i].append(np.broadcast_to(vs[i], (sigma.size, vs[i].size)))
+            for j, v in enumerate(vs):
+                for i in range(len(vs)):
+                    rows_v[i].append(v[None] * (1.0 - 2.0 * np.eye(v.size)) if i == j
+                                     else np.broadcast_to(vs[i], (v.size, vs[i].size)))
+            vals = value(np.concatenate(cand_s), [np.concatenate(r) for r in rows_v])
+            k = int(np.argmax(vals))
+            if not vals[k] > best + 1e-12 * (1.0 + abs(best)):
+                break
+            best = vals[k]
+            if k < sigma.size:
+                sigma = sigma.copy()
+                sigma[k] = -sigma[k]
+            else:
+                k -= sigma.size
+                for j, v in enumerate(vs):
+                    if k < v.size:
+                        vs = list(vs)
+                        vs[j] = v.copy()
+                        vs[j][k] = -v[k]
+                        break
+                    k -= v.size
+        return sigma, vs
+
+    def ends_of(c: Candidate) -> tuple[np.ndarray, list[np.ndarray]]:
+        h, vs = x, []
+        for i in range(lower):
+            hn = h @ c.weights[i] + c.biases[i]
+            vs.append(np.where(hn >= h @ ws[i] + bs[i], 1.0, -1.0))
+            h = hn
+        for i in range(lower, n_hidden):
+            h = h @ c.weights[i] + c.biases[i]
+        return np.where(h >= 0, 1.0, -1.0), vs
+
+    sizes = [w.shape[1] for w in ws[:lower]]
+    begin = [ends_of(c) for c in starts]
+    begin += [(rng.choice((-1.0, 1.0), size=wl.shape[1]), [rng.choice((-1.0, 1.0), size=n) for n in sizes])
+              for _ in range(restarts)]
+    out = []
+    for sigma, vs in begin:
+        sigma, vs = climb(sigma, vs)
+        out.append(_end_witness(ws, bs, ew, eb, x, g, sigma, vs))
+    return out
+
+
+def _end_witness(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tuple[np.ndarray, ...],
+                 eb: tuple[np.ndarray, ...], x: np.ndarray, g: np.ndarray, sigma: np.ndarray,
+                 vs: list[np.ndarray]) -> Candidate:
+    """The parameters (at vertices of the box) that realize the ends chosen by _end_search."""
+    n_hidden = len(ws) - 1
+    wp, bp = [], []
+    h = x
+
+    def put(i: int, ends: np.ndarray) -> np.ndarray:
+        s = np.where(h >= 0, 1.0, -1.0)
+        wp.append(ws[i] + ew[i] * s[:, None] * ends[None, :])
+        bp.append(bs[i] + eb[i] * ends)
+        return h @ wp[-1] + bp[-1]
+
+    for i in range(n_hidden - 2):
+        h = put(i, vs[i])
+    beta = ws[-1] @ g + sigma * (ew[-1] @ np.abs(g))
+    wl, el = ws[n_hidden - 1], ew[n_hidden - 1]
+    alpha, gamma = wl @ beta, el @ np.abs(beta)
+    i = n_hidden - 2
+    a, r = h @ ws[i] + bs[i], np.abs(h) @ ew[i] + eb[i]
+    zp, zm = a + r, a - r
+    h = put(i, np.where(alpha * zp + gamma * np.abs(zp) >= alpha * zm + gamma * np.abs(zm), 1.0, -1.0))
+    h = put(n_hidden - 1, np.where(beta >= 0, 1.0, -1.0))
+    sg = np.where(g >= 0, 1.0, -1.0)
+    wp.append(ws[-1] + ew[-1] * sigma[:, None] * sg[None, :])
+    bp.append(bs[-1] + eb[-1] * sg)
+    return Candidate(x.copy(), tuple(wp), tuple(bp), 0.0)
 
 
 def _pick(net: Network, metric: Metric, zp: np.ndarray, z: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from .network import Network
 from .properties import GlobalRobustness, Metric, Property, parse_delta, uses_sigmoid_threshold
 from .result import CertifiedInterval, Status, Verdict, Witness
 from .schemes import Scheme
+from .threads import one_blas_thread
 from .verify import MIN_PIECE, Query, resolve_box, resolve_model
 
 __all__ = ["quantify", "DEFAULT_TOLERANCE"]
@@ -33,6 +34,7 @@ def _tolerance(value: float | Fraction | str) -> Fraction:
     return tol
 
 
+@one_blas_thread
 def quantify(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property, *,
              delta: float | Fraction | str | None = None, tolerance: float | Fraction | str = DEFAULT_TOLERANCE,
              solver: str = "auto", timeout: float | None = None, precision: float | None = None) -> Verdict:

@@ -33,6 +33,7 @@ from .properties import (
 )
 from .result import Status, Verdict, Witness
 from .schemes import Scheme, parse_scheme
+from .threads import one_blas_thread
 
 __all__ = ["check", "check_local", "check_global", "resolve_model", "resolve_box", "Query"]
 
@@ -369,6 +370,7 @@ def _exact_witness(xs: tuple[Fraction, ...], dev: Interval, layers: Sequence[tup
     return Witness(xs, exact, dev)
 
 
+@one_blas_thread
 def check(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop: Property,
           delta: float | Fraction | str | None, *, solver: str = "auto", timeout: float | None = None,
           precision: float | None = None) -> Verdict:

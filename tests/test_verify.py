@@ -4,6 +4,7 @@ one hidden layer at a fixed input, brute force over the box vertices, and the tw
 from __future__ import annotations
 
 import itertools
+import os
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -233,6 +234,58 @@ def test_attack_climbs_to_a_block_optimal_vertex_and_finds_the_vertex_maximum(se
     assert found.score == pytest.approx(best, rel=1e-12)
 
 
+def _vertex_extremes(ws, bs, ew, eb, x) -> tuple[float, float]:
+    """min and max of the (one) output over every vertex of the box, in batches."""
+    flat = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ws, bs)])
+    eps = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ew, eb)])
+    n = flat.size
+    lo, hi = np.inf, -np.inf
+    ids = np.arange(1 << 16)
+    for chunk in range(max(1, (1 << n) >> 16)):
+        codes = (chunk << 16) + ids[: min(1 << 16, 1 << n)]
+        signs = ((codes[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+        p, k = flat + eps * signs, 0
+        h = np.broadcast_to(x, (len(codes), x.size))
+        for w in ws:
+            wi = p[:, k:k + w.size].reshape(-1, *w.shape)
+            k += w.size
+            h = np.einsum("bi,bij->bj", h, wi) + p[:, k:k + w.shape[1]]
+            k += w.shape[1]
+        lo, hi = min(lo, h[:, 0].min()), max(hi, h[:, 0].max())
+    return lo, hi
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_end_search_reaches_the_vertex_maximum_of_three_identity_layers(seed: int) -> None:
+    """Three identity hidden layers at a fixed input: the search over the ends of the first
+    layer's units and the signs of the last layer's outgoing weights, with the two layers between
+    in closed form, reaches the maximum and the minimum over all 2^21 vertices of the box, and
+    its witnesses are vertices of the box that realize the value it claims."""
+    from smtquant.attack import _end_search, _forward, attack
+    from smtquant.properties import Metric
+
+    rng = np.random.default_rng(seed)
+    sizes = (2, 2, 2, 2, 1)
+    net = sq.Network.from_lists([rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])],
+                                [rng.normal(size=b).round(3) for b in sizes[1:]], "identity", "logistic")
+    box = sq.parse_scheme("fixed:2").box(net)
+    x = np.array([0.7, -0.4])
+    ws = tuple(l.weights for l in net.layers)
+    bs = tuple(l.biases for l in net.layers)
+    ew = tuple(box.float_weights(i) for i in range(4))
+    eb = tuple(box.float_biases(i) for i in range(4))
+    z = net.forward(x)[0]
+    lo, hi = _vertex_extremes(ws, bs, ew, eb, x)
+    for g, want in ((1.0, hi - z), (-1.0, z - lo)):
+        got = []
+        for cand in _end_search(ws, bs, ew, eb, x, np.array([g]), np.random.default_rng(0), [], restarts=4):
+            for w, e, wp in zip(ws + bs, ew + eb, cand.weights + cand.biases):
+                assert np.allclose(np.abs(wp - w), e, rtol=0, atol=1e-12)  # a vertex of the box
+            got.append(g * (_forward(cand.weights, cand.biases, x, "identity")[0][-1][0] - z))
+        assert max(got) == pytest.approx(want, rel=1e-12)
+    assert attack(net, box, Metric.LOGIT, x, x)[0].score == pytest.approx(max(hi - z, z - lo), rel=1e-12)
+
+
 @pytest.mark.parametrize(("name", "scheme", "x", "metric"), CASES)
 def test_interval_witness_attains_the_closed_form(name: str, scheme: str, x: list[float], metric: str) -> None:
     """One hidden layer at a fixed input: the network at the ends of the exact interval bound is a
@@ -265,3 +318,30 @@ def test_interval_witness_applies_only_where_the_interval_bound_is_exact() -> No
     assert Query(shallow, box.box(shallow), region, get_backend("engine"), None).interval_witness() is None
     assert Query(shallow, box.box(shallow), LocalRobustness([0.5, 0.25], "class"), get_backend("engine"), None
                  ).interval_witness() is None
+
+
+def test_check_and_quantify_run_with_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small matrix products are slower with several BLAS threads (much slower on busy cores), so
+    check and quantify limit BLAS to one thread while they run and give the caller's limit back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    upper_bound = Query.upper_bound
+
+    def spy(self: Query) -> Fraction:
+        seen.append(blas_threads())
+        return upper_bound(self)
+
+    monkeypatch.setattr(Query, "upper_bound", spy)
+    net = sq.load_model(MODELS / "moons_relu.json")
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = blas_threads()
+        assert sq.check_local(net, "fixed:4", [0.5, 0.25], 0.5).status is not sq.Status.UNKNOWN
+        assert sq.quantify(net, "fixed:4", LocalRobustness([0.5, 0.25])).status is sq.Status.ROBUST
+        assert blas_threads() == outside
+    assert len(seen) >= 2 and all(n == 1 for s in seen for n in s) and seen[0]
+    if (os.cpu_count() or 1) >= 2:
+        assert outside and max(outside) == 2  # so the limit inside was not the default
