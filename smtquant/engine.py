@@ -1158,6 +1158,7 @@ class _WarmLP:
         h = core._Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("presolve", "off")
+        h.setOptionValue("threads", 1)
         m, n = A.shape
         lp = core.HighsLp()
         lp.num_col_, lp.num_row_ = n, m
