@@ -223,28 +223,46 @@ class Query:
             return None
         x = [lo for lo, _ in self.inputs]
         (w1, b1), (w2, b2) = self.layers
-        (e1, e2), (f1, f2) = self.box.weights, self.box.biases
+        (e1, e2), f1 = self.box.weights, self.box.biases[0]
         relu = self.net.hidden_activation == "relu"
+        (fw1, fb1), (fw2, fb2) = [(layer.weights, layer.biases) for layer in self.net.layers]
+        fe1, fe2 = self.box.float_weights(0), self.box.float_weights(1)
+        ff1, ff2 = self.box.float_biases(0), self.box.float_biases(1)
         sign = [(v > 0) - (v < 0) for v in x]
-        centre = [b1[j] + sum((w1[i][j] * x[i] for i in range(len(x))), Fraction(0)) for j in range(len(b1))]
-        radius = [f1[j] + sum((e1[i][j] * abs(x[i]) for i in range(len(x))), Fraction(0)) for j in range(len(b1))]
+        sgn = np.array([float(v) for v in sign])
+        xf = np.array([float(v) for v in x])
+        ends_f = np.stack([xf @ fw1 + fb1 + s * (np.abs(xf) @ fe1 + ff1) for s in (1.0, -1.0)])  # float64, to choose
+        if relu:
+            ends_f = np.maximum(ends_f, 0.0)
+
+        def exact_choice(j: int, k: int, direction: int) -> int:
+            c = b1[j] + sum((w1[i][j] * x[i] for i in range(len(x))), Fraction(0))
+            r = f1[j] + sum((e1[i][j] * abs(x[i]) for i in range(len(x))), Fraction(0))
+            vals = []
+            for s in (1, -1):
+                h = max(c + s * r, Fraction(0)) if relu else c + s * r
+                vals.append(direction * w2[j][k] * h + e2[j][k] * abs(h))
+            return 1 if vals[0] >= vals[1] else -1
+
         best: Witness | None = None
         for k in range(len(b2)):
             for direction in (1, -1):  # maximize, then minimize, output k
-                ends = []  # per hidden unit: (end of its pre-activation, end of its weight to output k)
-                for j in range(len(b1)):
-                    options = []
-                    for s in (1, -1):
-                        u = centre[j] + s * radius[j]
-                        h = max(u, Fraction(0)) if relu else u
-                        options += [(direction * (w2[j][k] + t * e2[j][k]) * h, s, t) for t in (1, -1)]
-                    _, s, t = max(options)
-                    ends.append((s, t))
-                layer1 = ([[w1[i][j] + ends[j][0] * e1[i][j] * sign[i] for j in range(len(b1))] for i in range(len(x))],
-                          [b1[j] + ends[j][0] * f1[j] for j in range(len(b1))])
-                w2p = [[w2[j][m] + (ends[j][1] * e2[j][m] if m == k else 0) for m in range(len(b2))] for j in range(len(b1))]
-                b2p = [b2[m] + (direction * f2[m] if m == k else 0) for m in range(len(b2))]
-                wit = self.validate(x, [layer1, (w2p, b2p)])
+                # unit j's best end s, and its weight to output k at the end t = sign(direction * h):
+                # direction * (w + t e) * h = direction * w * h + e * |h|
+                vals = direction * fw2[:, k] * ends_f + fe2[:, k] * np.abs(ends_f)
+                s_end = np.where(vals[0] >= vals[1], 1.0, -1.0)
+                close = np.abs(vals[0] - vals[1]) <= 1e-9 * (np.abs(vals[0]) + np.abs(vals[1])) + 1e-300
+                for j in np.nonzero(close)[0]:  # a near tie: decided exactly
+                    s_end[j] = exact_choice(int(j), k, direction)
+                h_end = np.where(s_end > 0, ends_f[0], ends_f[1])
+                t_end = np.where(direction * h_end >= 0, 1.0, -1.0)
+                w1p = fw1 + fe1 * sgn[:, None] * s_end[None, :]  # float64: validated on the fast path
+                b1p = fb1 + ff1 * s_end
+                w2p = fw2.copy()
+                w2p[:, k] += t_end * fe2[:, k]
+                b2p = fb2.copy()
+                b2p[k] += direction * ff2[k]
+                wit = self.validate(x, [(w1p, b1p), (w2p, b2p)])  # type: ignore[list-item]
                 if best is None or wit.deviation[0] > best.deviation[0]:
                     best = wit
         return best

@@ -308,6 +308,29 @@ def test_interval_witness_attains_the_closed_form(name: str, scheme: str, x: lis
     assert v.status is sq.Status.ROBUST and v.extra["solver_calls"] == 0
 
 
+def test_interval_witness_breaks_near_ties_exactly() -> None:
+    """The ends are chosen in float64 and, where a unit's two ends score within 1e-9 of each
+    other, in exact arithmetic. Unit 0 here has output weight 0 and pre-activation centre 2^-58
+    (from the input), so its ends differ in |u| by 2^-57 only, below float64's resolution at its
+    radius; every end is a double, so the witness must attain the exact maximum exactly."""
+    from _nets import closed_form_output_range
+
+    net = sq.Network.from_lists([[[1.0, 0.5], [0.0, -0.75]], [[0.0], [0.375]]],
+                                [[0.0, -0.125], [0.0625]], "identity", "identity")
+    box = sq.parse_scheme("fixed:4").box(net)
+    x = [2.0 ** -58, 0.25]
+    q = Query(net, box, LocalRobustness(x, "logit"), get_backend("engine"), None)
+    wit = q.interval_witness()
+    assert wit is not None
+    xs = [to_fraction(v) for v in x]
+    lo, hi = closed_form_output_range(net, box, xs)
+    (w1, b1), (w2, b2) = [([[to_fraction(v) for v in row] for row in layer.weights],
+                           [to_fraction(v) for v in layer.biases]) for layer in net.layers]
+    h = [b1[j] + sum(w1[i][j] * xs[i] for i in range(2)) for j in range(2)]
+    z = b2[0] + sum(w2[j][0] * h[j] for j in range(2))
+    assert wit.deviation[0] == max(hi - z, z - lo)
+
+
 def test_interval_witness_applies_only_where_the_interval_bound_is_exact() -> None:
     deep = sq.load_model(MODELS / "moons_relu_8x8.json")
     shallow = sq.load_model(MODELS / "moons_relu.json")
