@@ -684,6 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except sq.SmtquantError as exc:
             print(f"benchmarks/run.py: {exc}", file=sys.stderr)
             return 2
+    from smtquant.threads import blas_controller
+
+    blas_controller()  # the BLAS libraries found once, before the queries fork (like the imports above)
     schemes = tuple(args.schemes.split(",")) if args.schemes else (QUICK_SCHEMES if args.quick else SCHEMES)
     n_points = args.points if args.points is not None else (QUICK_POINTS if args.quick else N_POINTS)
     sizes = () if args.quick else args.sizes

@@ -15,15 +15,16 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["one_blas_thread"]
+__all__ = ["blas_controller", "one_blas_thread"]
 
 
 _controller: Any = None
 
 
-def _blas_controller() -> Any:
-    """A threadpoolctl controller over the BLAS libraries, found once (finding them takes ~4 ms,
-    longer than a small query; limiting through the controller takes ~0.03 ms)."""
+def blas_controller() -> Any:
+    """A threadpoolctl controller over the BLAS libraries, found once per process (finding them
+    takes 4 to 30 ms, longer than a small query; a limit through the controller takes 0.03 ms).
+    A program that forks workers can call it first, so that the workers inherit it."""
     global _controller
     if _controller is None:
         try:
@@ -41,7 +42,7 @@ def one_blas_thread(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        controller = _blas_controller()
+        controller = blas_controller()
         if not controller:  # pragma: no cover
             return fn(*args, **kwargs)
         with controller.limit(limits=1, user_api="blas"):
