@@ -38,6 +38,7 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check smtquant tests models benchmarks
+	$(BIN)/mypy smtquant
 
 clean:
 	rm -rf $(VENV) build *.egg-info

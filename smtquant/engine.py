@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, cast
 
 import numpy as np
 
@@ -249,8 +250,8 @@ class _Encoding:
                     hv = self._var(_ZERO, hi)
                     he = _Expr({hv: Fraction(1)})
                     self._row(ue.add(he, Fraction(-1)), _ZERO)  # u - h <= 0
-                    s, c = _upper_line(hi / (hi - lo), lo, hi, _ZERO, hi)
-                    self._row(he.add(ue, -s), c)  # h <= s u + c, the triangle's upper side (rounded safely)
+                    slope, icpt = _upper_line(hi / (hi - lo), lo, hi, _ZERO, hi)
+                    self._row(he.add(ue, -slope), icpt)  # h <= s u + c, the triangle's upper side (rounded safely)
                     self.neurons.append(_Neuron((tag, li, j), u, "relu", hv, lo, hi, len(self.rows) - 1))
                     if perturbed and u in self.cr and self.problem.fixed_input:  # (on input regions the
                         self._add_hull(len(self.neurons) - 1, he)  # extra rows slowed ReLU LPs ~10x)
@@ -564,10 +565,10 @@ class Engine:
         if sub.diff_bounds is not None:
             for li, j, d, g, first in enc.diff_at:
                 dl, dh = sub.diff_bounds.pre[li][j]
-                rows = _diff_d_rows(d, dl, dh)
+                drows = _diff_d_rows(d, dl, dh)
                 if g is not None and dl < dh:
-                    rows += _diff_g_rows(d, g, dl, dh)
-                for i, row in enumerate(rows):
+                    drows += _diff_g_rows(d, g, dl, dh)
+                for i, row in enumerate(drows):
                     repl[first + i] = row
         lo_f, hi_f = self.lo_f.copy(), self.hi_f.copy()
         for i in range(self.n):
@@ -632,9 +633,9 @@ class Engine:
             for j, u in enumerate(self.layer_u[li]):
                 a = max(float(plo[j]), lo_f[u])
                 b = min(float(phi[j]), hi_f[u])
-                ph = fixed.get(u)
-                if ph is not None:
-                    a, b = (max(a, 0.0), b) if ph > 0 else (a, min(b, 0.0))
+                sign_u = fixed.get(u)
+                if sign_u is not None:
+                    a, b = (max(a, 0.0), b) if sign_u > 0 else (a, min(b, 0.0))
                 if a > b:
                     return None  # sound bounds with an empty range: no point of the box is in this node
                 if a > lo_f[u] and Fraction(a) > lo[u]:
@@ -643,10 +644,10 @@ class Engine:
                     hi[u] = Fraction(b)
                 nl[j], nh[j] = a, b
                 ka = self.abs_of.get(u)  # |u| feeds the next layer (identity hidden units)
-                if ka is not None and ph is None and ka not in node.implied:
+                if ka is not None and sign_u is None and ka not in node.implied:
                     self._tighten_abs(node, ka, u, a, b, a > lo_f[u] or b < hi_f[u])
                 k = self.relu_at.get((li, j)) if relu and li < n_layers - 1 else None
-                if k is None or ph is not None or k in node.implied:
+                if k is None or sign_u is not None or k in node.implied:
                     continue
                 nr = self.enc.neurons[k]
                 if a >= 0.0:  # implied active
@@ -977,7 +978,7 @@ class Engine:
             if li < n - 1 and p.hidden_activation == "relu":
                 u = np.maximum(u, 0.0)
             h = u
-        x = tuple(Fraction(float(v)) if self._x_exact[i] is None else self._x_exact[i] for i, v in enumerate(xf))
+        x = tuple(Fraction(float(v)) if xe is None else xe for xe, v in zip(self._x_exact, xf))
         out = dyadic_forward(layers_f, x, p.hidden_activation)  # type: ignore[arg-type]
         if out is None:  # not reached for relu / identity; exact Fractions, never numpy scalars
             exact = [([[Fraction(float(v)) for v in row] for row in nw], [Fraction(float(v)) for v in nb])
@@ -1208,7 +1209,9 @@ class _WarmLP:
                 self.changed[r] = row
         k = len(more)
         if k:
-            starts, idx, vals = [], [], []
+            starts: list[int] = []
+            idx: list[int] = []
+            vals: list[float] = []
             for coef, _ in more:
                 starts.append(len(idx))
                 for v, a in coef.items():
@@ -1678,7 +1681,8 @@ class EngineBackend:
         while heap:
             if deadline is not None and time.monotonic() > deadline:
                 ups = [u for *_, u, _ in heap]
-                upper = None if any(u is None for u in ups) else max(closed + ups + ([best[0]] if best else []))
+                known = [u for u in ups if u is not None]
+                upper = None if len(known) < len(ups) else max(closed + known + ([best[0]] if best else []))
                 return SearchResult(upper, best, False, nodes, f"timeout after {nodes} nodes")
             _, _, sub, sub_up, depth = heapq.heappop(heap)
             fb = _output_bound(sub, zp, z, const)  # a sound bound from the box's interval bounds
@@ -1718,7 +1722,8 @@ class EngineBackend:
                 continue
             heapq.heappush(heap, (0.0, next(seq), sub, up, depth))
             ups = [u for *_, u, _ in heap]
-            upper = None if any(u is None for u in ups) else max(closed + ups + ([best[0]] if best else []))
+            known = [u for u in ups if u is not None]
+            upper = None if len(known) < len(ups) else max(closed + known + ([best[0]] if best else []))
             return SearchResult(upper, best, False, nodes, res.reason)
         upper = max(closed + ([best[0]] if best else [])) if (closed or best) else None
         return SearchResult(upper, best, True, nodes, f"engine: certified on {nodes} nodes")
@@ -1906,7 +1911,7 @@ class EngineBackend:
 
             res = eng.search(g, g_const, guards, evaluate, deadline, strict=strict, node_budget=budget, ctx=ctx)
             if res.best is not None and (res.best[0] > 0 or (not strict and res.best[0] == 0)):
-                x_w, layers_w = res.best[1]  # type: ignore[misc]
+                x_w, layers_w = cast("tuple[Any, Any]", res.best[1])
                 return CheckOutcome(Answer.SAT, res.reason, x_w, layers_w, False, time.monotonic() - start)
             if not res.complete:
                 return CheckOutcome(Answer.UNKNOWN, res.reason, time_s=time.monotonic() - start)

@@ -104,7 +104,7 @@ def run_with_deadline(fn: Callable[..., Any], args: tuple[Any, ...], timeout: fl
     KeyboardInterrupt kills the child and propagates.
     """
     method = "fork" if sys.platform != "win32" and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
+    ctx: Any = multiprocessing.get_context(method)  # a fork or spawn context (typeshed: BaseContext)
     recv_end, send_end = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_main, args=(send_end, fn, args), daemon=True)
     start = time.monotonic()

@@ -645,7 +645,11 @@ def solve_envelope(problem: Problem, condition: Condition, timeout: float | None
         mu = mu_guard = _ZERO
         for rnd in range(MARGIN_ROUNDS):
             m = s.model()
-            probe = _probe(enc, lambda term, m=m: from_z3(z3, m.eval(term, model_completion=True))[0], z_fixed)
+
+            def value_of(term: Any, m: Any = m) -> Fraction:
+                return from_z3(z3, m.eval(term, model_completion=True))[0]
+
+            probe = _probe(enc, value_of, z_fixed)
             if rnd > 0:
                 s.pop()
             cm, mm = probe.cand, probe.model
