@@ -100,6 +100,8 @@ class Query:
 
     @property
     def effective_backend(self) -> Backend:
+        if self._softmax_confidence() and getattr(self.backend, "softmax", None) is not None:
+            return self.backend.softmax  # type: ignore[attr-defined,no-any-return]  # auto: dReal has exp
         pick = getattr(self.backend, "pick", None)
         return pick(self.problem) if pick is not None else self.backend  # type: ignore[no-any-return]
 
@@ -279,7 +281,7 @@ class Query:
         if self._softmax_confidence() and not getattr(self.effective_backend, "supports_softmax", False):
             return ("softmax confidence needs exp, which z3's arithmetic cannot express; "
                     "use --metric logit or --metric class (or the dReal backend once installed)")
-        return self.backend.unsupported(self.problem)
+        return self.effective_backend.unsupported(self.problem)
 
     def _softmax_confidence(self) -> bool:
         return self.metric is Metric.CONFIDENCE and self.net.output_activation == "softmax"

@@ -368,3 +368,30 @@ def test_check_and_quantify_run_with_one_blas_thread(monkeypatch: pytest.MonkeyP
     assert len(seen) >= 2 and all(n == 1 for s in seen for n in s) and seen[0]
     if (os.cpu_count() or 1) >= 2:
         assert outside and max(outside) == 2  # so the limit inside was not the default
+
+
+def test_auto_sends_softmax_confidence_to_a_backend_with_exp() -> None:
+    """Softmax confidence needs exp: under --solver auto it goes to the smooth backend when that
+    one has exp (dReal, when installed); other metrics stay with the engine."""
+    from smtquant.backends import AutoBackend
+
+    class WithExp:  # stands in for dReal, which these machines usually lack
+        name = "with-exp"
+        supports_softmax = True
+
+        def unsupported(self, problem: object) -> None:
+            return None
+
+    auto = get_backend("auto")
+    assert isinstance(auto, AutoBackend)
+    with_exp = WithExp()
+    routed = AutoBackend(auto.engine, auto.fallback, with_exp)  # type: ignore[arg-type]
+    soft = sq.load_model(MODELS / "blobs_softmax.json")
+    box = sq.parse_scheme("fixed:4").box(soft)
+    x = [0.0, 0.0]
+    q = Query(soft, box, LocalRobustness(x, "confidence"), routed, None)
+    assert q.effective_backend is with_exp and q.unsupported() is None and q.solver_name == "with-exp"
+    assert Query(soft, box, LocalRobustness(x, "logit"), routed, None).effective_backend is auto.engine
+    if auto.softmax is None:  # no dReal here: the engine, which says why it cannot
+        plain = Query(soft, box, LocalRobustness(x, "confidence"), auto, None)
+        assert plain.effective_backend is auto.engine and "softmax" in (plain.unsupported() or "")

@@ -14,12 +14,14 @@ class AutoBackend:
     """The default: the exact engine (LP branch and bound with rational certificates) where it
     applies (ReLU and identity hidden units), else z3 on the weight-eliminated encoding; for
     smooth hidden units (tanh, logistic) dReal when it is installed, else the piecewise-linear
-    envelopes with refinement."""
+    envelopes with refinement; for softmax confidence (exp) dReal when it is installed."""
 
     name = "auto"
 
     def __init__(self, engine: Backend, fallback: Backend, smooth: Backend | None = None) -> None:
         self.engine, self.fallback, self.smooth = engine, fallback, smooth
+        # softmax confidence needs exp: the smooth backend takes it when it has exp (dReal)
+        self.softmax = smooth if getattr(smooth, "supports_softmax", False) else None
 
     def pick(self, problem: Problem) -> Backend:
         if self.engine.unsupported(problem) is None:
