@@ -216,7 +216,8 @@ def _block_ascent(net: Network, metric: Metric, ws: tuple[np.ndarray, ...], bs: 
 
 def _end_search(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tuple[np.ndarray, ...],
                 eb: tuple[np.ndarray, ...], x: np.ndarray, g: np.ndarray, rng: np.random.Generator,
-                starts: list[Candidate], restarts: int = 4, steps: int = 400) -> list[Candidate]:
+                starts: list[Candidate], restarts: int = 4, steps: int = 400,
+                work: float = 3e9) -> list[Candidate]:
     """Identity hidden units at a fixed input, three or more hidden layers: maximize g . z' over
     the ends of the units' reachable intervals, the last two hidden layers in closed form.
 
@@ -226,7 +227,8 @@ def _end_search(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tupl
     weights, the objective is beta . h_L with beta fixed; the last layer then contributes
     alpha . h + gamma . |h| (gamma >= 0) of the layer before, which each of its units maximizes
     at one of its two ends. Steepest ascent over single flips of sigma and of the ends, from random
-    starts and from the given candidates (scores are the caller's to recompute)."""
+    starts and from the given candidates (scores are the caller's to recompute), until about
+    ``work`` multiply-adds are spent (a few seconds at most; 3 x 64 units need a few percent)."""
     n_hidden = len(ws) - 1
     lower = n_hidden - 2  # hidden layers whose ends are variables
     cw, ce = ws[-1] @ g, ew[-1] @ np.abs(g)
@@ -249,9 +251,16 @@ def _end_search(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tupl
         const = c0 + beta @ bl + np.abs(beta) @ ebl
         return const + np.maximum(alpha * zp + gamma * np.abs(zp), alpha * zm + gamma * np.abs(zm)).sum(axis=1)
 
+    n_rows = wl.shape[1] + sum(w.shape[1] for w in ws[:lower])  # candidates per step
+    per_row = sum(w.size for w in ws[:n_hidden]) + wl.size  # multiply-adds of one value()
+    spent = [0.0]
+
     def climb(sigma: np.ndarray, vs: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         best = value(sigma[None], [v[None] for v in vs])[0]
         for _ in range(steps):
+            if spent[0] > work:
+                break
+            spent[0] += n_rows * per_row
             flips_s = sigma[None] * (1.0 - 2.0 * np.eye(sigma.size))
             cand_s = [flips_s] + [np.broadcast_to(sigma, (v.size, sigma.size)) for v in vs]
             rows_v: list[list[np.ndarray]] = [[] for _ in vs]
@@ -294,8 +303,10 @@ def _end_search(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tupl
     begin = [ends_of(c) for c in starts]
     begin += [(rng.choice((-1.0, 1.0), size=wl.shape[1]), [rng.choice((-1.0, 1.0), size=n) for n in sizes])
               for _ in range(restarts)]
-    out = []
+    out: list[Candidate] = []
     for sigma, vs in begin:
+        if out and spent[0] > work:
+            break
         sigma, vs = climb(sigma, vs)
         out.append(_end_witness(ws, bs, ew, eb, x, g, sigma, vs))
     return out
