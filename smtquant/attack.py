@@ -216,7 +216,7 @@ def _block_ascent(net: Network, metric: Metric, ws: tuple[np.ndarray, ...], bs: 
 
 def _end_search(ws: tuple[np.ndarray, ...], bs: tuple[np.ndarray, ...], ew: tuple[np.ndarray, ...],
                 eb: tuple[np.ndarray, ...], x: np.ndarray, g: np.ndarray, rng: np.random.Generator,
-                starts: list[Candidate], restarts: int = 4, steps: int = 400,
+                starts: list[Candidate], restarts: int = 1, steps: int = 400,
                 work: float = 3e9) -> list[Candidate]:
     """Identity hidden units at a fixed input, three or more hidden layers: maximize g . z' over
     the ends of the units' reachable intervals, the last two hidden layers in closed form.
