@@ -1,11 +1,13 @@
 """One BLAS thread during a verification call.
 
-The engine, the dual bounds and the attack multiply many small matrices (64 x 64 and the like).
-With OpenBLAS's default of one thread per core, each product waits for the other threads, and
-when the cores are busy (a second query, a solver subprocess, a parallel sweep) it waits for the
-scheduler too: on the 2-core benchmark machine, with another query running, one 3 x 64 identity
-check took 16 to 22 s with two BLAS threads and 6 to 7 s with one. check() and quantify() run
-with one BLAS thread and restore the caller's setting when they return."""
+The engine, the dual bounds and the attack multiply small matrices (64 x 64 and the like; the
+attack's end search, batches of 128 x 64 by 64 x 64). With OpenBLAS's default of one thread per
+core, such a product can wait for the other threads, and when the cores are busy (a second
+query, a solver subprocess, a parallel sweep) for the scheduler too. On the 2-core benchmark
+machine, beside another query, a 3 x 64 identity check with the end search took 14 to 18 s with
+two BLAS threads and 5 to 7 s with one (the code before the end search, about 6 s either way).
+check() and quantify() run with one BLAS thread and restore the caller's setting when they
+return. (In a freshly forked process the first limit costs a few milliseconds more.)"""
 
 from __future__ import annotations
 
