@@ -191,6 +191,18 @@ def test_softmax_confidence_is_unknown_not_guessed() -> None:
         assert v.witness.deviation[0] > Fraction(3, 10)
 
 
+def _tiny_identity_net(seed: int, sizes: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    """A random identity net (weights to 3 decimals), its fixed:2 box, an input, and the float64
+    parameters and radii per layer."""
+    rng = np.random.default_rng(seed)
+    net = sq.Network.from_lists([rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])],
+                                [rng.normal(size=b).round(3) for b in sizes[1:]], "identity", "logistic")
+    box = sq.parse_scheme("fixed:2").box(net)
+    n = len(net.layers)
+    return (net, box, np.array([0.7, -0.4]), tuple(l.weights for l in net.layers), tuple(l.biases for l in net.layers),
+            tuple(box.float_weights(i) for i in range(n)), tuple(box.float_biases(i) for i in range(n)))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_attack_climbs_to_a_block_optimal_vertex_and_finds_the_vertex_maximum(seed: int) -> None:
     """Identity hidden units: the output is linear in each layer's parameters with the others held,
@@ -199,16 +211,7 @@ def test_attack_climbs_to_a_block_optimal_vertex_and_finds_the_vertex_maximum(se
     from smtquant.attack import _backward, _block_ascent, _forward, attack
     from smtquant.properties import Metric
 
-    rng = np.random.default_rng(seed)
-    sizes = (2, 2, 2, 1)
-    net = sq.Network.from_lists([rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])],
-                                [rng.normal(size=b).round(3) for b in sizes[1:]], "identity", "logistic")
-    box = sq.parse_scheme("fixed:2").box(net)
-    x = np.array([0.7, -0.4])
-    ws = tuple(l.weights for l in net.layers)
-    bs = tuple(l.biases for l in net.layers)
-    ew = tuple(box.float_weights(i) for i in range(3))
-    eb = tuple(box.float_biases(i) for i in range(3))
+    net, box, x, ws, bs, ew, eb = _tiny_identity_net(seed, (2, 2, 2, 1))
     z = net.forward(x)[0]
     start_w = tuple(w - e for w, e in zip(ws, ew))
     start_b = tuple(b - e for b, e in zip(bs, eb))
@@ -219,17 +222,8 @@ def test_attack_climbs_to_a_block_optimal_vertex_and_finds_the_vertex_maximum(se
         for i in range(3):  # every parameter sits at the end its gradient points to
             assert np.all((gw[i] == 0) | (np.sign(cand.weights[i] - ws[i]) == np.sign(gw[i])))
             assert np.all((gb[i] == 0) | (np.sign(cand.biases[i] - bs[i]) == np.sign(gb[i])))
-    flat = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ws, bs)])
-    eps = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ew, eb)])
-    best = 0.0
-    for signs in itertools.product((-1.0, 1.0), repeat=flat.size):
-        p, k, h = flat + eps * np.array(signs), 0, x
-        for w in ws:
-            wi = p[k:k + w.size].reshape(w.shape)
-            k += w.size
-            h = h @ wi + p[k:k + w.shape[1]]
-            k += w.shape[1]
-        best = max(best, abs(h[0] - z))
+    lo, hi = _vertex_extremes(ws, bs, ew, eb, x)
+    best = max(hi - z, z - lo)
     found = attack(net, box, Metric.LOGIT, x, x)[0]
     assert found.score == pytest.approx(best, rel=1e-12)
 
@@ -264,16 +258,7 @@ def test_end_search_reaches_the_vertex_maximum_of_three_identity_layers(seed: in
     from smtquant.attack import _end_search, _forward, attack
     from smtquant.properties import Metric
 
-    rng = np.random.default_rng(seed)
-    sizes = (2, 2, 2, 2, 1)
-    net = sq.Network.from_lists([rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])],
-                                [rng.normal(size=b).round(3) for b in sizes[1:]], "identity", "logistic")
-    box = sq.parse_scheme("fixed:2").box(net)
-    x = np.array([0.7, -0.4])
-    ws = tuple(l.weights for l in net.layers)
-    bs = tuple(l.biases for l in net.layers)
-    ew = tuple(box.float_weights(i) for i in range(4))
-    eb = tuple(box.float_biases(i) for i in range(4))
+    net, box, x, ws, bs, ew, eb = _tiny_identity_net(seed, (2, 2, 2, 2, 1))
     z = net.forward(x)[0]
     lo, hi = _vertex_extremes(ws, bs, ew, eb, x)
     for g, want in ((1.0, hi - z), (-1.0, z - lo)):
