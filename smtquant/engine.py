@@ -37,6 +37,7 @@ import numpy as np
 from .backends.base import Answer, CheckOutcome, Problem
 from .bounds import LayerBounds
 from .dual import TwoLayerDual
+from .dual3 import ThreeLayerDual
 from .exact import ExactLayer, Interval, dyadic_forward, forward_enclosure
 from .properties import Atom, Condition
 from .zonotope import Zonotope, affine_bounds, centre_arrays
@@ -1669,7 +1670,6 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
-            problem = lp_tighten(problem, deadline)
             return self._maximize_point(problem, zp, z, const, tol, lower, deadline, z_range, observe)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
@@ -1732,12 +1732,14 @@ class EngineBackend:
                         tol: Fraction, lower: Fraction | None, deadline: float | None,
                         z_range: tuple[int, Fraction, Fraction] | None, observe=None) -> SearchResult:
         """At a fixed input: the dual-decomposition bound where it applies, then (unless that
-        closed it) the branch and bound, started from its witness; the smaller upper bound wins."""
+        closed it) LP-tightened bounds and the branch and bound, started from its witness; the
+        smaller upper bound wins."""
         pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe, deadline)
         if pre is not None and pre.complete:
             return pre
         if pre is not None and pre.best is not None and (lower is None or pre.best[0] > lower):
             lower = pre.best[0]
+        problem = lp_tighten(problem, deadline)
         res = self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
         if pre is None or pre.upper is None:
             return res
@@ -1752,14 +1754,13 @@ class EngineBackend:
     def _dual_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                     tol: Fraction, lower: Fraction | None, z_range: tuple[int, Fraction, Fraction] | None,
                     observe=None, deadline: float | None = None) -> SearchResult | None:
-        """Two identity hidden layers at a fixed input: the dual-decomposition bound (``dual.py``),
+        """Two or three identity hidden layers at a fixed input: the dual-decomposition bound
+        (``dual.py``, ``dual3.py``),
         exact, and its witness. Complete when the bound is within ``tol`` of the witness or of
         ``lower``; None where it does not apply."""
-        if z_range is not None or not TwoLayerDual.applies(problem):
-            return None
-        dual = _DUAL.get(problem)
+        dual = None if z_range is not None else _dual_for(problem)
         if dual is None:
-            dual = _DUAL[problem] = TwoLayerDual(problem)
+            return None
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
         upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
@@ -1775,14 +1776,12 @@ class EngineBackend:
 
     def _dual_decide(self, problem: Problem, condition: Condition,
                      deadline: float | None = None) -> tuple[CheckOutcome | None, Condition]:
-        """Two identity hidden layers at a fixed input: each branch without guards asked of the
+        """Two or three identity hidden layers at a fixed input: each branch without guards asked of the
         dual-decomposition bound. SAT with the first branch whose witness satisfies it; UNSAT when
         every branch's bound rules it out; else None and the branches still open."""
-        if not TwoLayerDual.applies(problem):
-            return None, condition
-        dual = _DUAL.get(problem)
+        dual = _dual_for(problem)
         if dual is None:
-            dual = _DUAL[problem] = TwoLayerDual(problem)
+            return None, condition
         zv = _identity_outputs(problem.layers, dual.x)
         open_branches = []
         for branch in condition:
@@ -1842,11 +1841,11 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
-            problem = lp_tighten(problem, deadline)
             decided, condition = self._dual_decide(problem, condition, deadline)
             if decided is not None:
                 return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
                                     time.monotonic() - start)
+            problem = lp_tighten(problem, deadline)
             out = self._solve_box(problem, condition, deadline, None)
             return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
         queue: list[tuple[Problem, int]] = [(problem, 0)]
@@ -1918,6 +1917,18 @@ class EngineBackend:
             reason = res.reason
             last_reason = reason
         return CheckOutcome(Answer.UNSAT, last_reason or "engine: unsat", time_s=time.monotonic() - start)
+
+
+def _dual_for(problem: Problem) -> TwoLayerDual | ThreeLayerDual | None:
+    """The dual-decomposition bound of ``problem`` (two or three identity hidden layers at a fixed
+    input), built once per problem; None where neither applies."""
+    dual = _DUAL.get(problem)
+    if dual is None:
+        for kind in (TwoLayerDual, ThreeLayerDual):
+            if kind.applies(problem):
+                dual = _DUAL[problem] = kind(problem)
+                break
+    return dual
 
 
 def _identity_outputs(layers: Sequence[ExactLayer], x: Sequence[Fraction]) -> list[Fraction]:

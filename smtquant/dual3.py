@@ -1,0 +1,329 @@
+"""Exact bounds by nested dual decomposition: three identity hidden layers at a fixed input.
+
+At a fixed input x the first hidden layer's pre-activations u1 range over a box [l, h] exactly,
+and each later unit's pre-activation over an interval whose centre and radius are functions of
+the layer before it (every parameter occurs in one neuron). For a linear objective c.z' of the
+outputs, the last layer's parameters maximize to
+
+    F = K + sum_k max over a in {w_k + e_k, w_k - e_k} of a u3_k,
+    w_k = sum_o c_o W4_ko, e_k = sum_o |c_o| E4_ko, K = c.b4 + |c|.eb4,
+
+and the third layer's to sum_k max_a [beta_ka + sum_m (a W3_mk u2_m + |a| E3_mk |u2_m|)]. Two
+copies relax it, each with multipliers whose sums vanish, so the bound holds for any of them:
+
+- lam (K x M): one copy of u2 per unit k (sum_k lam_k = 0). The copy of unit k and choice a
+  meets sum_m max over s in {+1, -1} of A u2_m, A = a W3_mk + s |a| E3_mk + lam_km, and the largest
+  A u2_m over u2_m's interval is A (b2_m + W2_m.u1) + |A| (eb2_m + E2_m.|u1|).
+- mu (K x 2 x M x N): one copy of u1 per (k, a, m) (sum_m mu_kam = 0). Each copy's terms are
+  convex in one u1_i each (|A| >= 0), so they are largest at l_i or h_i.
+
+    D(lam, mu) = K + sum_k max_a [beta_ka + sum_m max_s (A Lw_m + |A| Le_m + mu_kam.l
+                                                        + sum_i max(0, A U_mi + |A| V_mi + mu_kami t_i))]
+
+with Lw_m = b2_m + W2_m.l, Le_m = eb2_m + E2_m.|l|, t = h - l, U_mi = W2_im t_i and
+V_mi = E2_im (|h_i| - |l_i|): the value of the copies at l plus the gain of moving u1_i to h_i.
+max_u F <= D(lam, mu) for every lam, mu with those sums 0. Subgradient steps in float64 choose
+them; D is then evaluated exactly, in integers over common denominators. On a 2-2-2-2-1 net the
+bound meets the maximum over all 2^21 vertices of the box (tests/test_dual3.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from fractions import Fraction
+
+import numpy as np
+
+from .backends.base import Problem
+from .exact import ExactLayer
+
+__all__ = ["ThreeLayerDual"]
+
+_ZERO = Fraction(0)
+
+
+def _sign(v: Fraction) -> int:
+    return (v > 0) - (v < 0)
+
+
+def _over(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """An array of Fractions as integers (object array) over one common denominator D."""
+    flat = values.ravel()
+    den = math.lcm(*(v.denominator for v in flat)) if flat.size else 1
+    ints = np.array([v.numerator * (den // v.denominator) for v in flat], dtype=object)
+    return ints.reshape(values.shape), den
+
+
+def _zero_sum(values: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
+    """A float array rounded to integers over 2**e (object array, e chosen so that no entry nor
+    sum overflows int64 before the conversion), with the last entry along ``axis`` replaced so
+    that every sum along ``axis`` is exactly 0. Any multipliers give a bound: rounding them only
+    moves the bound by about 2**-e times the copies' values."""
+    if not np.isfinite(values).all() or (values.size and float(np.abs(values).max()) > 2.0 ** 30):
+        values = np.zeros_like(values)  # (multipliers this far off help no bound; zero is one too)
+    top = float(np.abs(values).max()) if values.size else 0.0
+    e = min(40, 55 - max(0, math.ceil(math.log2(top + 1.0))) - values.shape[axis].bit_length())
+    q = np.rint(np.ldexp(values, e)).astype(np.int64)
+    q = np.moveaxis(q, axis, -1).copy()
+    q[..., -1] = 0
+    q[..., -1] = -q.sum(axis=-1)
+    return np.moveaxis(q, -1, axis).astype(object), 1 << e
+
+
+class ThreeLayerDual:
+    """Bounds on c.z' + const over the parameter box, for a network with three identity hidden
+    layers at a fixed input (``applies``)."""
+
+    ITERS = 20000
+    STALL = 400  # iterations over which the float bound must keep improving
+
+    @staticmethod
+    def applies(problem: Problem) -> bool:
+        return problem.hidden_activation == "identity" and len(problem.layers) == 4 and problem.fixed_input
+
+    def __init__(self, problem: Problem) -> None:
+        assert self.applies(problem)
+        self.problem = problem
+        (w1, b1), (w2, b2), (w3, b3), (w4, b4) = problem.layers
+        e1, e2, e3, e4 = problem.box.weights
+        f1, f2, f3, f4 = problem.box.biases
+        self.x = [lo for lo, _ in problem.inputs]
+        x = self.x
+        n, m = len(b1), len(b2)
+        c1 = [b1[i] + sum((w1[j][i] * x[j] for j in range(len(x))), _ZERO) for i in range(n)]
+        r1 = [f1[i] + sum((e1[j][i] * abs(x[j]) for j in range(len(x))), _ZERO) for i in range(n)]
+        self.c1, self.r1 = c1, r1
+        lo = [c - r for c, r in zip(c1, r1)]
+        hi = [c + r for c, r in zip(c1, r1)]
+        self.lo, self.hi = lo, hi
+        t = [b - a for a, b in zip(lo, hi)]
+        W2 = np.array(w2, dtype=object)  # (n, m)
+        E2 = np.array(e2, dtype=object)
+        lo_a = np.array(lo, dtype=object)
+        alo = np.array([abs(v) for v in lo], dtype=object)
+        t_a = np.array(t, dtype=object)
+        dab = np.array([abs(b) - abs(a) for a, b in zip(lo, hi)], dtype=object)
+        # exact pieces that do not depend on the objective
+        self.U = (W2 * t_a[:, None]).T  # (m, n)
+        self.V = (E2 * dab[:, None]).T
+        self.Lw = np.array([b2[j] + (W2[:, j] * lo_a).sum() for j in range(m)], dtype=object)
+        self.Le = np.array([f2[j] + (E2[:, j] * alo).sum() for j in range(m)], dtype=object)
+        self.t, self.l = t_a, lo_a
+        self.w2, self.e2, self.b2, self.f2 = w2, e2, b2, f2
+        self.w3, self.e3, self.b3, self.f3 = w3, e3, b3, f3
+        self.w4, self.e4, self.b4, self.f4 = w4, e4, b4, f4
+        self.n, self.m, self.k = n, m, len(b3)
+        fl = np.vectorize(float, otypes=[float])
+        self.U_f, self.V_f = fl(self.U), fl(self.V)
+        self.Lw_f, self.Le_f = fl(self.Lw), fl(self.Le)
+        self.t_f, self.l_f = fl(t_a), fl(lo_a)
+        self.W2_f, self.E2_f = fl(W2), fl(E2)
+        self.B2_f, self.F2_f = fl(np.array(b2, dtype=object)), fl(np.array(f2, dtype=object))
+        self.W3_f = fl(np.array(w3, dtype=object))  # (m, k)
+        self.E3_f = fl(np.array(e3, dtype=object))
+        self.B3_f, self.F3_f = fl(np.array(b3, dtype=object)), fl(np.array(f3, dtype=object))
+        self.pts_f = np.stack([fl(lo_a), fl(np.array(hi, dtype=object))])  # (2, n)
+
+    # -- the objective's last layer ------------------------------------------------------
+    def _pieces(self, c: dict[int, Fraction]) -> tuple[np.ndarray, Fraction]:
+        """a (K x 2: w_k + e_k, w_k - e_k) as Fractions, and the constant K."""
+        a = np.empty((self.k, 2), dtype=object)
+        for k in range(self.k):
+            w = sum((co * self.w4[k][o] for o, co in c.items()), _ZERO)
+            e = sum((abs(co) * self.e4[k][o] for o, co in c.items()), _ZERO)
+            a[k, 0], a[k, 1] = w + e, w - e
+        const = sum((co * self.b4[o] + abs(co) * self.f4[o] for o, co in c.items()), _ZERO)
+        return a, const
+
+    def _beta(self, a: np.ndarray) -> np.ndarray:
+        return np.array([[a[k, j] * self.b3[k] + abs(a[k, j]) * self.f3[k] for j in range(2)] for k in range(self.k)],
+                        dtype=object)
+
+    # -- the float search ----------------------------------------------------------------
+    def bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
+              iters: int | None = None, deadline: float | None = None
+              ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
+        """(an exact upper bound on c.z' + const over the box, a witness (x, theta') whose value the
+        caller computes exactly). The multipliers' search stops once the float bound is at most
+        ``stop_at``, when it stalls, at ``iters`` iterations or half way to ``deadline``
+        (time.monotonic()); the bound is valid wherever it stops."""
+        if deadline is not None:  # leave the other half of the time to the branch and bound
+            now = time.monotonic()
+            deadline = now + max(deadline - now, 0.0) / 2
+        a, k0 = self._pieces(c)
+        base = const + k0
+        beta = self._beta(a)
+        af = np.vectorize(float, otypes=[float])(a)  # (K, 2)
+        bf = np.vectorize(float, otypes=[float])(beta)
+        sg = np.array([1.0, -1.0])
+        A0 = (af[:, :, None, None] * self.W3_f.T[:, None, :, None]
+              + sg * np.abs(af)[:, :, None, None] * self.E3_f.T[:, None, :, None])  # (K, 2, M, 2)
+        K, M, N = self.k, self.m, self.n
+        U, V, Lw, Le, tw, lo = self.U_f, self.V_f, self.Lw_f, self.Le_f, self.t_f, self.l_f
+        kk, mm = np.arange(K), np.arange(M)
+
+        def dual(lam: np.ndarray, mu: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+            A = A0 + lam[:, None, :, None]
+            aA = np.abs(A)
+            gain = A[..., None] * U[None, None, :, None, :] + aA[..., None] * V[None, None, :, None, :]
+            gain += (mu * tw)[:, :, :, None, :]
+            pos = gain > 0
+            piece = A * Lw[:, None] + aA * Le[:, None] + (mu @ lo)[..., None] + np.maximum(gain, 0.0).sum(-1)
+            s = (piece[..., 1] > piece[..., 0]).astype(np.intp)  # (K, 2, M)
+            tau = np.take_along_axis(piece, s[..., None], -1)[..., 0]
+            tc = bf + tau.sum(-1)  # (K, 2)
+            ci = (tc[:, 1] > tc[:, 0]).astype(np.intp)
+            val = float(base) + float(tc[kk, ci].sum())
+            s_sel = s[kk, ci]  # (K, M)
+            return val, ci, s_sel, pos[kk[:, None], ci[:, None], mm[None, :], s_sel]  # pos: (K, M, N)
+
+        lam = np.zeros((K, M))
+        mu = np.zeros((K, 2, M, N))
+        v0, ci, s_sel, pos = dual(lam, mu)
+        best_v, best_lam, best_mu, best_pick = v0, lam.copy(), mu.copy(), (ci, s_sel, pos)
+        low = float(base) + self._value_f(af, self._vote(pos), ci)  # a point's value: below the maximum
+        ref = low if stop_at is None else max(low, float(stop_at))
+        margin = 0.1 * max(v0 - ref, 1e-12)
+        target = None if stop_at is None else float(stop_at) - 1e-9 * (1.0 + abs(float(stop_at)))
+        history = [best_v]
+        for it in range(self.ITERS if iters is None else iters):
+            if it:
+                v, ci, s_sel, pos = dual(lam, mu)
+                if v < best_v:
+                    best_v, best_lam, best_mu, best_pick = v, lam.copy(), mu.copy(), (ci, s_sel, pos)
+            else:
+                v = v0
+            if target is not None and best_v <= target:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if it % 100 == 99:
+                history.append(best_v)
+                back = self.STALL // 100
+                if len(history) > back and history[-1 - back] - best_v < 0.002 * max(best_v - ref, 1e-12):
+                    break
+            sA = np.sign(A0[kk[:, None], ci[:, None], mm[None, :], s_sel] + lam)  # (K, M)
+            h2 = Lw + sA * Le + (pos * (U[None] + sA[..., None] * V[None])).sum(-1)  # each copy's u2
+            g_lam = h2 - h2.mean(axis=0, keepdims=True)
+            u1 = lo + pos * tw  # (K, M, N): each copy's u1
+            g_sel = u1 - u1.mean(axis=1, keepdims=True)
+            nrm = float((g_lam * g_lam).sum() + (g_sel * g_sel).sum())
+            if nrm < 1e-20:
+                break  # every copy agrees: the bound is attained
+            goal = best_v - margin / (1.0 + it / 50.0)
+            step = max(v - goal, 1e-12) / nrm
+            lam -= step * g_lam
+            mu[kk, ci] -= step * g_sel
+        upper = self._exact_dual(a, beta, base, best_lam, best_mu)
+        ci, s_sel, pos = best_pick
+        return upper, self._witness(c, a, self._vote(pos), ci)
+
+    def _vote(self, pos: np.ndarray) -> np.ndarray:
+        """u1 as end indices (0: l, 1: h): the majority over the copies' maximizers."""
+        return (pos.reshape(-1, self.n).mean(axis=0) > 0.5).astype(np.intp)
+
+    def _ends_f(self, af: np.ndarray, idx: np.ndarray, ci: np.ndarray) -> tuple[np.ndarray, float]:
+        """For u1 given as end indices: the end s2 of each u2_m that is best for the objective's
+        choices ``ci`` (a convex function of u2_m), and the float objective (minus K) after the
+        last two layers are maximized given those u2."""
+        u1 = self.pts_f[idx, np.arange(self.n)]
+        c2 = u1 @ self.W2_f + self.B2_f
+        r2 = np.abs(u1) @ self.E2_f + self.F2_f
+        ach = af[np.arange(self.k), ci]
+        g = self.W3_f @ ach
+        ga = self.E3_f @ np.abs(ach)
+        ends = np.stack([c2 + r2, c2 - r2])
+        s2 = (g * ends[1] + ga * np.abs(ends[1]) > g * ends[0] + ga * np.abs(ends[0])).astype(np.intp)
+        u2 = ends[s2, np.arange(self.m)]
+        c3 = u2 @ self.W3_f + self.B3_f
+        r3 = np.abs(u2) @ self.E3_f + self.F3_f
+        val = np.maximum.reduce([af[:, j] * (c3 + s * r3) for j in range(2) for s in (1.0, -1.0)]).sum()
+        return s2, float(val)
+
+    def _value_f(self, af: np.ndarray, idx: np.ndarray, ci: np.ndarray) -> float:
+        return self._ends_f(af, idx, ci)[1]
+
+    # -- exact evaluation ----------------------------------------------------------------
+    def _exact_dual(self, a: np.ndarray, beta: np.ndarray, base: Fraction,
+                    lam_f: np.ndarray, mu_f: np.ndarray) -> Fraction:
+        """D(lam, mu) in rational arithmetic (integers over common denominators), with the last
+        copy's multipliers set so that every sum is exactly 0."""
+        K, M = self.k, self.m
+        lami, dlam = _zero_sum(lam_f, 0)  # (K, M)
+        mui, dmu = _zero_sum(mu_f, 2)  # (K, 2, M, N)
+        ai, da = _over(a)  # (K, 2)
+        w3i, dw3 = _over(np.array(self.w3, dtype=object).T)  # (K, M)
+        e3i, de3 = _over(np.array(self.e3, dtype=object).T)
+        dA = math.lcm(da * dw3, da * de3, dlam)
+        Ai = np.empty((K, 2, M, 2), dtype=object)
+        for j in range(2):
+            aw = (ai[:, j, None] * w3i) * (dA // (da * dw3))
+            ae = (abs(ai[:, j, None]) * e3i) * (dA // (da * de3))
+            Ai[:, j, :, 0] = aw + ae + lami * (dA // dlam)
+            Ai[:, j, :, 1] = aw - ae + lami * (dA // dlam)
+        absA = abs(Ai)
+        Ui, dU = _over(self.U)
+        Vi, dV = _over(self.V)
+        ti, dt = _over(self.t)
+        li, dl = _over(self.l)
+        Lwi, dLw = _over(self.Lw)
+        Lei, dLe = _over(self.Le)
+        # the gains, over one denominator dG
+        dG = math.lcm(dA * dU, dA * dV, dmu * dt)
+        gain = (Ai[..., None] * (Ui * (dG // (dA * dU)))[None, None, :, None, :]
+                + absA[..., None] * (Vi * (dG // (dA * dV)))[None, None, :, None, :])
+        gain += (mui * (ti * (dG // (dmu * dt))))[:, :, :, None, :]
+        gsum = np.where(gain > 0, gain, 0).sum(axis=-1)  # (K, 2, M, 2) over dG
+        # the value of each copy at l, over dP
+        dP = math.lcm(dA * dLw, dA * dLe, dmu * dl, dG)
+        at_l = (Ai * (Lwi * (dP // (dA * dLw)))[None, None, :, None]
+                + absA * (Lei * (dP // (dA * dLe)))[None, None, :, None])
+        at_l += ((mui * li[None, None, None, :]).sum(axis=-1) * (dP // (dmu * dl)))[..., None]
+        piece = at_l + gsum * (dP // dG)
+        tau = np.maximum(piece[..., 0], piece[..., 1]).sum(axis=-1)  # (K, 2) over dP
+        total = base
+        for k in range(K):
+            total += max(beta[k, j] + Fraction(int(tau[k, j]), dP) for j in range(2))
+        return total
+
+    # -- the witness ---------------------------------------------------------------------
+    def _witness(self, c: dict[int, Fraction], a: np.ndarray, idx: np.ndarray,
+                 ci: np.ndarray) -> tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]:
+        """theta' that realizes u1 (the chosen ends) in layer 1, the ends of u2 best for the
+        choices ``ci``, and then the best end of every u3_k and output weight, exactly."""
+        (w1, b1), (w2, b2), (w3, b3), (w4, b4) = self.problem.layers
+        e1, e2, e3, e4 = self.problem.box.weights
+        f1, f2, f3, f4 = self.problem.box.biases
+        x = self.x
+        n, m, kn = self.n, self.m, self.k
+        u = [self.hi[i] if idx[i] else self.lo[i] for i in range(n)]
+        t = [(ui - cc) / r if r else _ZERO for ui, cc, r in zip(u, self.c1, self.r1)]
+        w1p = [[w1[j][i] + t[i] * e1[j][i] * _sign(x[j]) for i in range(n)] for j in range(len(x))]
+        b1p = [b1[i] + t[i] * f1[i] for i in range(n)]
+        af = np.vectorize(float, otypes=[float])(a)
+        s2, _ = self._ends_f(af, np.asarray(idx), ci)
+        w2p = [list(row) for row in w2]
+        b2p = list(b2)
+        u2 = []
+        for j in range(m):
+            s = 1 - 2 * int(s2[j])
+            for i in range(n):
+                w2p[i][j] = w2[i][j] + s * e2[i][j] * _sign(u[i])
+            b2p[j] = b2[j] + s * f2[j]
+            u2.append(b2p[j] + sum((w2p[i][j] * u[i] for i in range(n)), _ZERO))
+        w3p = [list(row) for row in w3]
+        b3p = list(b3)
+        u3 = []
+        for k in range(kn):
+            cen = b3[k] + sum((w3[j][k] * u2[j] for j in range(m)), _ZERO)
+            rad = f3[k] + sum((e3[j][k] * abs(u2[j]) for j in range(m)), _ZERO)
+            s = max((1, -1), key=lambda s: max(aa * (cen + s * rad) for aa in a[k]))
+            for j in range(m):
+                w3p[j][k] = w3[j][k] + s * e3[j][k] * _sign(u2[j])
+            b3p[k] = b3[k] + s * f3[k]
+            u3.append(cen + s * rad)
+        w4p = [[w4[k][o] + _sign(c.get(o, _ZERO) * u3[k]) * e4[k][o] for o in range(len(b4))] for k in range(kn)]
+        b4p = [b4[o] + _sign(c.get(o, _ZERO)) * f4[o] for o in range(len(b4))]
+        return tuple(x), ((w1p, b1p), (w2p, b2p), (w3p, b3p), (w4p, b4p))
+

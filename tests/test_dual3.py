@@ -1,0 +1,215 @@
+"""The nested dual-decomposition bound for three identity hidden layers at a fixed input
+(smtquant/dual3.py): checked against brute force over every vertex of the parameter box (an
+identity network's outputs are multilinear in the parameters, so their extremes lie there),
+against an independent evaluation of the unreduced dual in Fractions, and inside the engine."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import smtquant as sq
+from smtquant.backends import get_backend
+from smtquant.dual3 import ThreeLayerDual
+from smtquant.exact import dyadic_forward
+from smtquant.properties import LocalRobustness
+from smtquant.verify import Query
+
+
+def _net(seed: int, sizes: tuple[int, ...]) -> sq.Network:
+    rng = np.random.default_rng(seed)
+    return sq.Network.from_lists([rng.normal(size=(a, b)).round(3) for a, b in zip(sizes, sizes[1:])],
+                                 [rng.normal(size=b).round(3) for b in sizes[1:]], "identity",
+                                 "logistic" if sizes[-1] == 1 else "softmax")
+
+
+def _query(net: sq.Network, scheme: str, x) -> Query:  # type: ignore[no-untyped-def]
+    return Query(net, sq.parse_scheme(scheme).box(net), LocalRobustness(x, "logit"), get_backend("engine"), None)
+
+
+def _vertex_max(q: Query, c: dict[int, Fraction]) -> float:
+    """max of c.z' over every vertex of the box, in float64, in batches of 2^16 vertices."""
+    cen = np.concatenate([np.concatenate([np.array(w, float).ravel(), np.array(b, float)]) for w, b in q.layers])
+    rad = np.concatenate([np.concatenate([np.array(w, float).ravel(), np.array(b, float)])
+                          for w, b in zip(q.box.weights, q.box.biases)])
+    x = np.array([float(v) for v, _ in q.problem.inputs])
+    n = cen.size
+    cvec = np.array([float(c.get(j, 0)) for j in range(len(q.layers[-1][1]))])
+    ids = np.arange(min(1 << 16, 1 << n))
+    top = -np.inf
+    for chunk in range(max(1, (1 << n) >> 16)):
+        signs = ((((chunk << 16) + ids)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+        p, k = cen + rad * signs, 0
+        h = np.broadcast_to(x, (len(ids), x.size))
+        for w, b in q.layers:
+            n_in, n_out = len(w), len(b)
+            h = np.einsum("vi,vij->vj", h, p[:, k:k + n_in * n_out].reshape(-1, n_in, n_out))
+            k += n_in * n_out
+            h = h + p[:, k:k + n_out]
+            k += n_out
+        top = max(top, float((h @ cvec).max()))
+    return top
+
+
+def _random_multipliers(dual: ThreeLayerDual, rng: np.random.Generator, scale: float):  # type: ignore[no-untyped-def]
+    return (rng.normal(size=(dual.k, dual.m)) * scale, rng.normal(size=(dual.k, 2, dual.m, dual.n)) * scale)
+
+
+@pytest.mark.parametrize(("seed", "sizes", "scheme", "x"), [
+    (0, (2, 2, 2, 2, 1), "fixed:1", [0.6, -0.3]),
+    (1, (2, 2, 2, 2, 1), "fixed:2", [0.6, -0.3]),
+    (2, (1, 2, 2, 3, 1), "fixed:1", [0.8]),
+    (3, (1, 2, 2, 1, 2), "fixed:2", [-0.5]),
+])
+def test_bound_holds_for_any_multipliers_and_meets_the_vertex_maximum(seed: int, sizes, scheme: str, x) -> None:
+    q = _query(_net(seed, sizes), scheme, x)
+    dual = ThreeLayerDual(q.problem)
+    rng = np.random.default_rng(seed)
+    tight = 0
+    for out in range(sizes[-1]):
+        for s in (1, -1):
+            c = {out: Fraction(s)}
+            if sizes[-1] > 1:
+                c[1 - out] = Fraction(int(rng.integers(-2, 3)), 2)
+            top = _vertex_max(q, c)
+            a, k0 = dual._pieces(c)
+            beta = dual._beta(a)
+            for scale in (0.0, 0.3, 5.0):  # any multipliers give a bound (their sums are made 0)
+                lam, mu = _random_multipliers(dual, rng, scale)
+                assert float(dual._exact_dual(a, beta, k0, lam, mu)) >= top - 1e-9
+            stopped, _ = dual.bound(c, Fraction(0), deadline=0.0)  # past its deadline: still a bound
+            assert float(stopped) >= top - 1e-9
+            upper, (xw, layers) = dual.bound(c, Fraction(0))
+            zp = dyadic_forward(layers, xw, "identity")
+            assert zp is not None
+            for (w, b), (wp, bp), ew, eb in zip(q.layers, layers, q.box.weights, q.box.biases):  # in the box, exactly
+                assert all(abs(wp[i][j] - w[i][j]) <= ew[i][j] for i in range(len(w)) for j in range(len(b)))
+                assert all(abs(bp[j] - b[j]) <= eb[j] for j in range(len(b)))
+            val = float(sum(v * zp[k] for k, v in c.items()))
+            assert val <= top + 1e-9 <= float(upper) + 2e-9
+            tight += float(upper) - top < 1e-6
+    assert tight >= sizes[-1]  # the multipliers' search closes the gap in most directions here
+
+
+def _unreduced_dual(dual: ThreeLayerDual, c: dict[int, Fraction], lam: np.ndarray, mu: np.ndarray) -> Fraction:
+    """The nested dual written out in Fractions with all four corners (end of u2_m, sign of |u2_m|)
+    and u1_i over its ends and 0 (where the interval holds 0): the form the reduced evaluation
+    drops dominated terms from. The multipliers' last entries are set to make the sums 0."""
+    (w1, b1), (w2, b2), (w3, b3), (w4, b4) = dual.problem.layers
+    e1, e2, e3, e4 = dual.problem.box.weights
+    f1, f2, f3, f4 = dual.problem.box.biases
+    K, M, N = dual.k, dual.m, dual.n
+    lamq = [[Fraction(float(v)) for v in row] for row in lam]
+    for m in range(M):
+        lamq[K - 1][m] = -sum((lamq[k][m] for k in range(K - 1)), Fraction(0))
+    muq = [[[[Fraction(float(v)) for v in mu[k, j, m]] for m in range(M)] for j in range(2)] for k in range(K)]
+    for k in range(K):
+        for j in range(2):
+            for i in range(N):
+                muq[k][j][M - 1][i] = -sum((muq[k][j][m][i] for m in range(M - 1)), Fraction(0))
+    pts = [[lo, hi] + ([Fraction(0)] if lo < 0 < hi else []) for lo, hi in zip(dual.lo, dual.hi)]
+    total = sum((co * b4[o] + abs(co) * f4[o] for o, co in c.items()), Fraction(0))
+    for k in range(K):
+        w = sum((co * w4[k][o] for o, co in c.items()), Fraction(0))
+        e = sum((abs(co) * e4[k][o] for o, co in c.items()), Fraction(0))
+        best_k = None
+        for j, a in enumerate((w + e, w - e)):
+            val = a * b3[k] + abs(a) * f3[k]
+            for m in range(M):
+                best_m = None
+                for sg in (1, -1):  # the sign of |u2_m| in the radius of u3_k
+                    A = a * w3[m][k] + sg * abs(a) * e3[m][k] + lamq[k][m]
+                    for s2 in (1, -1):  # the end of u2_m's interval
+                        v = A * (b2[m] + s2 * f2[m])
+                        for i in range(N):
+                            v += max((A * w2[i][m] + muq[k][j][m][i]) * p + A * s2 * e2[i][m] * abs(p) for p in pts[i])
+                        best_m = v if best_m is None or v > best_m else best_m
+                val += best_m
+            best_k = val if best_k is None or val > best_k else best_k
+        total += best_k
+    return total
+
+
+def test_reduced_integer_evaluation_equals_the_unreduced_dual_in_fractions() -> None:
+    """Dropping the dominated corners and the point 0 changes no value: the integer evaluation
+    equals the dual with every corner, for random multipliers, with first-layer ranges that
+    cross 0, a two-output objective and a non-dyadic input (1/3, -2/7). (The multipliers are on a
+    grid of 2^-20, which the integer evaluation's rounding of them keeps exactly.)"""
+    net = _net(4, (2, 4, 3, 3, 2))
+    q = _query(net, "fixed:1", [Fraction(1, 3), Fraction(-2, 7)])
+    dual = ThreeLayerDual(q.problem)
+    assert any(lo < 0 < hi for lo, hi in zip(dual.lo, dual.hi))
+    rng = np.random.default_rng(0)
+    for trial in range(4):
+        c = {0: Fraction(1 - 2 * (trial % 2)), 1: Fraction(int(rng.integers(-3, 4)), 4)}
+        a, k0 = dual._pieces(c)
+        lam, mu = (np.round(v * 2.0**20) / 2.0**20 for v in _random_multipliers(dual, rng, 0.5 if trial < 2 else 0.0))
+        assert dual._exact_dual(a, dual._beta(a), k0, lam, mu) == _unreduced_dual(dual, c, lam, mu)
+
+
+def test_float_search_value_matches_the_exact_value() -> None:
+    """The float dual the search minimizes and the exact one it reports are the same function: at
+    the multipliers it stops with, the bound it returns is within rounding of its float value."""
+    net = _net(7, (2, 6, 5, 4, 1))
+    q = _query(net, "fixed:3", [0.25, -0.5])
+    dual = ThreeLayerDual(q.problem)
+    seen: dict[str, object] = {}
+    exact = dual._exact_dual
+
+    def spy(a, beta, base, lam, mu):  # type: ignore[no-untyped-def]
+        seen["lam"], seen["mu"] = lam, mu
+        return exact(a, beta, base, lam, mu)
+
+    dual._exact_dual = spy  # type: ignore[method-assign]
+    upper, _ = dual.bound({0: Fraction(1)}, Fraction(0), iters=300)
+    lam, mu = seen["lam"], seen["mu"]
+    assert isinstance(lam, np.ndarray) and isinstance(mu, np.ndarray) and np.abs(mu).max() > 0
+    # the same value recomputed in float64 from the formula, vertex by vertex of the copies
+    a, k0 = dual._pieces({0: Fraction(1)})
+    af = np.array([[float(v) for v in row] for row in a])
+    total = float(k0)
+    lo, hi = dual.pts_f
+    lam = lam - lam.mean(axis=0, keepdims=True)
+    mu = mu - mu.mean(axis=2, keepdims=True)
+    for k in range(dual.k):
+        vals = []
+        for j in range(2):
+            v = af[k, j] * dual.B3_f[k] + abs(af[k, j]) * dual.F3_f[k]
+            for m in range(dual.m):
+                cands = []
+                for sg in (1.0, -1.0):
+                    A = af[k, j] * dual.W3_f[m, k] + sg * abs(af[k, j]) * dual.E3_f[m, k] + lam[k, m]
+                    u = A * (dual.B2_f[m] + np.sign(A) * dual.F2_f[m])
+                    terms = [(A * dual.W2_f[:, m] + mu[k, j, m]) * p + abs(A) * dual.E2_f[:, m] * np.abs(p) for p in (lo, hi)]
+                    cands.append(u + float(np.maximum(*terms).sum()))
+                v += max(cands)
+            vals.append(v)
+        total += max(vals)
+    assert float(upper) == pytest.approx(total, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, monkeypatch) -> None:
+    from smtquant.engine import EngineBackend
+
+    net = _net(seed, (2, 5, 4, 3, 1))
+    prop = LocalRobustness([0.3, -0.7], "logit")
+    calls = []
+    bound = ThreeLayerDual.bound
+    monkeypatch.setattr(ThreeLayerDual, "bound", lambda self, *a, **k: calls.append(a) or bound(self, *a, **k))
+    v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert calls and v.status is sq.Status.ROBUST
+    assert v.max_deviation.upper - v.max_deviation.lower <= Fraction(1, 10**6)
+    top = v.max_deviation.lower
+    for delta, want in ((top * Fraction(1001, 1000), sq.Status.ROBUST), (top * Fraction(999, 1000), sq.Status.VIOLATED)):
+        got = sq.check(net, "fixed:2", prop, delta=delta, solver="engine", timeout=120)
+        assert got.status is want  # (a violation may already be found by the attack)
+        assert want is sq.Status.VIOLATED or "dual decomposition" in got.reason
+    monkeypatch.setattr(EngineBackend, "_dual_first", lambda self, *a, **k: None)
+    monkeypatch.setattr(EngineBackend, "_dual_decide", lambda self, problem, condition, deadline=None: (None, condition))
+    w = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert w.status is sq.Status.ROBUST
+    assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
+    assert abs(w.max_deviation.lower - v.max_deviation.lower) <= Fraction(2, 10**6)
