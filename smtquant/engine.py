@@ -1739,6 +1739,8 @@ class EngineBackend:
             return pre
         if pre is not None and pre.best is not None and (lower is None or pre.best[0] > lower):
             lower = pre.best[0]
+        if pre is not None and deadline is not None and time.monotonic() > deadline:
+            return pre
         problem = lp_tighten(problem, deadline)
         res = self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
         if pre is None or pre.upper is None:
@@ -1763,6 +1765,9 @@ class EngineBackend:
             return None
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
+        if deadline is not None and isinstance(dual, ThreeLayerDual):  # half the time left: the rest
+            # for the branch and bound (a check gives it all: a bound below delta is what decides)
+            deadline = (time.monotonic() + deadline) / 2
         upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
@@ -1845,6 +1850,9 @@ class EngineBackend:
             if decided is not None:
                 return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
                                     time.monotonic() - start)
+            if deadline is not None and time.monotonic() > deadline:
+                return CheckOutcome(Answer.UNKNOWN, "timeout in the dual decomposition bound",
+                                    time_s=time.monotonic() - start)
             problem = lp_tighten(problem, deadline)
             out = self._solve_box(problem, condition, deadline, None)
             return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
