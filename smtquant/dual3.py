@@ -76,7 +76,8 @@ class ThreeLayerDual:
     layers at a fixed input (``applies``)."""
 
     ITERS = 20000
-    STALL = 400  # iterations over which the float bound must keep improving
+    STALL = 400  # iterations over which the float bound must keep improving, else a restart
+    RESTARTS = 3  # restarts in a row without that improvement, then the search stops
 
     @staticmethod
     def applies(problem: Problem) -> bool:
@@ -192,6 +193,7 @@ class ThreeLayerDual:
         margin = 0.1 * max(v0 - ref, 1e-12)
         target = None if stop_at is None else float(stop_at) - 1e-9 * (1.0 + abs(float(stop_at)))
         history = [best_v]
+        since, stalls = 0, 0  # the iteration of the last restart; stalls in a row
         for it in range(self.ITERS if iters is None else iters):
             if it:
                 v, ci, s_sel, pos = dual(lam, mu)
@@ -206,8 +208,17 @@ class ThreeLayerDual:
             if it % 100 == 99:
                 history.append(best_v)
                 back = self.STALL // 100
-                if len(history) > back and history[-1 - back] - best_v < 0.002 * max(best_v - ref, 1e-12):
-                    break
+                if len(history) > back:
+                    if history[-1 - back] - best_v >= 0.002 * max(best_v - ref, 1e-12):
+                        stalls = 0
+                    else:  # restart at the best multipliers, aiming at half the gap left
+                        stalls += 1
+                        if stalls > self.RESTARTS:
+                            break
+                        lam, mu = best_lam.copy(), best_mu.copy()
+                        margin = 0.5 * max(best_v - ref, 1e-12)
+                        since, history = it + 1, [best_v]
+                        continue
             sA = np.sign(A0[kk[:, None], ci[:, None], mm[None, :], s_sel] + lam)  # (K, M)
             h2 = Lw + sA * Le + (pos * (U[None] + sA[..., None] * V[None])).sum(-1)  # each copy's u2
             g_lam = h2 - h2.mean(axis=0, keepdims=True)
@@ -216,7 +227,7 @@ class ThreeLayerDual:
             nrm = float((g_lam * g_lam).sum() + (g_sel * g_sel).sum())
             if nrm < 1e-20:
                 break  # every copy agrees: the bound is attained
-            goal = best_v - margin / (1.0 + it / 50.0)
+            goal = best_v - margin / (1.0 + (it - since) / 50.0)
             step = max(v - goal, 1e-12) / nrm
             lam -= step * g_lam
             mu[kk, ci] -= step * g_sel
