@@ -1734,6 +1734,16 @@ class EngineBackend:
         """At a fixed input: the dual-decomposition bound where it applies, then (unless that
         closed it) LP-tightened bounds and the branch and bound, started from its witness; the
         smaller upper bound wins."""
+        if z_range is None and self._search_first(problem, zp, z, const, lower):
+            # a fine perturbation: the branch and bound first, the nested dual with the time it leaves
+            part = _part_of(deadline, self.SEARCH_FIRST_SHARE)
+            res = self._maximize_box(lp_tighten(problem, part), zp, z, const, tol, lower, part, z_range, None,
+                                     observe=observe)
+            if res.complete:
+                return res
+            low = res.best[0] if res.best is not None and (lower is None or res.best[0] > lower) else lower
+            pre = self._dual_first(problem, zp, z, const, tol, low, z_range, observe, deadline, whole=True)
+            return _combined(pre, res, tol)
         pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe, deadline)
         if pre is not None and pre.complete:
             return pre
@@ -1743,19 +1753,30 @@ class EngineBackend:
             return pre
         problem = lp_tighten(problem, deadline)
         res = self._maximize_box(problem, zp, z, const, tol, lower, deadline, z_range, None, observe=observe)
-        if pre is None or pre.upper is None:
-            return res
-        best = res.best if res.best is not None and (pre.best is None or res.best[0] >= pre.best[0]) else pre.best
-        upper = pre.upper if res.upper is None else min(res.upper, pre.upper)
-        complete = res.complete
-        if best is not None:
-            upper = max(upper, best[0])
-            complete = complete or upper <= best[0] + tol
-        return SearchResult(upper, best, complete, res.nodes, res.reason, res.floor)
+        return _combined(pre, res, tol)
+
+    # the nested dual (three identity hidden layers) goes after the branch and bound where the
+    # zonotope bound is within this share of the witness's deviation above it: there the LP
+    # relaxations are tight and the search closes in seconds, while the dual converges slowly
+    SEARCH_FIRST_GAP = Fraction(1, 5)
+    SEARCH_FIRST_SHARE = 0.8  # of the time left, for the branch and bound
+
+    def _search_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
+                      floor: Fraction | None) -> bool:
+        """Whether the branch and bound goes before the nested dual on the objective
+        sum(zp z') + sum(z z) + const, ``floor`` being a value it must exceed (a witness's, or 0
+        for a violation): the zonotope bound's excess over floor is below SEARCH_FIRST_GAP times
+        floor's excess over the objective at the unperturbed parameters. Only speed depends on it."""
+        if floor is None or not ThreeLayerDual.applies(problem):
+            return False
+        zv = _identity_outputs(problem.layers, [lo for lo, _ in problem.inputs])
+        at_theta = const + sum(((zp.get(k, _ZERO) + z.get(k, _ZERO)) * zv[k] for k in set(zp) | set(z)), _ZERO)
+        scale = floor - at_theta
+        return scale > 0 and _output_bound(problem, zp, z, const) - floor < self.SEARCH_FIRST_GAP * scale
 
     def _dual_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                     tol: Fraction, lower: Fraction | None, z_range: tuple[int, Fraction, Fraction] | None,
-                    observe=None, deadline: float | None = None) -> SearchResult | None:
+                    observe=None, deadline: float | None = None, whole: bool = False) -> SearchResult | None:
         """Two or three identity hidden layers at a fixed input: the dual-decomposition bound
         (``dual.py``, ``dual3.py``),
         exact, and its witness. Complete when the bound is within ``tol`` of the witness or of
@@ -1765,9 +1786,9 @@ class EngineBackend:
             return None
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
-        if deadline is not None and isinstance(dual, ThreeLayerDual):  # half the time left: the rest
-            # for the branch and bound (a check gives it all: a bound below delta is what decides)
-            deadline = (time.monotonic() + deadline) / 2
+        if not whole and isinstance(dual, ThreeLayerDual):  # half the time left: the rest for the
+            # branch and bound (a check gives it all: a bound below delta is what decides)
+            deadline = _part_of(deadline, 0.5)
         upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
@@ -1778,6 +1799,14 @@ class EngineBackend:
         why = "certified" if done else "not within the tolerance"
         return SearchResult(max(upper, val), best, done, 0, f"engine: dual decomposition bound {why}",
                             floor if floor is not None and floor > val else None)
+
+    def _search_first_check(self, problem: Problem, condition: Condition) -> bool:
+        """_search_first for every branch of a check (each a single atom, else False)."""
+        if not ThreeLayerDual.applies(problem) or not condition or any(len(b) != 1 for b in condition):
+            return False
+        zv = _identity_outputs(problem.layers, [lo for lo, _ in problem.inputs])
+        return all(self._search_first(problem, c, {}, const, _ZERO)
+                   for c, const in (_violation_objective(b[0], zv) for b in condition))
 
     def _dual_decide(self, problem: Problem, condition: Condition,
                      deadline: float | None = None) -> tuple[CheckOutcome | None, Condition]:
@@ -1794,9 +1823,7 @@ class EngineBackend:
                 open_branches.append(branch)
                 continue
             atom = branch[0]
-            sign = 1 if atom.op in (">", ">=") else -1  # sign * (lhs - const) > 0 (or >= 0) is a violation
-            c = {k: sign * v for k, v in atom.zp}
-            const = sign * (sum((d * zv[k] for k, d in atom.z), _ZERO) - atom.const)
+            c, const = _violation_objective(atom, zv)
             strict = atom.op in (">", "<")
             upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=deadline)
             zpv = _identity_outputs(layers, x)
@@ -1846,6 +1873,16 @@ class EngineBackend:
         deadline = None if timeout is None else start + timeout
         problem = tighten(problem)
         if problem.fixed_input:
+            if self._search_first_check(problem, condition):  # see _search_first
+                part = _part_of(deadline, self.SEARCH_FIRST_SHARE)
+                out = self._solve_box(lp_tighten(problem, part), condition, part, None)
+                if out.answer is not Answer.UNKNOWN:
+                    return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
+                decided, _ = self._dual_decide(problem, condition, deadline)
+                if decided is not None:
+                    return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
+                                        time.monotonic() - start)
+                return CheckOutcome(Answer.UNKNOWN, out.reason, time_s=time.monotonic() - start)
             decided, condition = self._dual_decide(problem, condition, deadline)
             if decided is not None:
                 return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
@@ -1925,6 +1962,35 @@ class EngineBackend:
             reason = res.reason
             last_reason = reason
         return CheckOutcome(Answer.UNSAT, last_reason or "engine: unsat", time_s=time.monotonic() - start)
+
+
+def _violation_objective(atom: Atom, zv: Sequence[Fraction]) -> tuple[dict[int, Fraction], Fraction]:
+    """(c, const) with c.z' + const > 0 (or >= 0) exactly where the atom holds, z fixed at zv."""
+    sign = 1 if atom.op in (">", ">=") else -1
+    c = {k: sign * v for k, v in atom.zp}
+    return c, sign * (sum((d * zv[k] for k, d in atom.z), _ZERO) - atom.const)
+
+
+def _part_of(deadline: float | None, share: float) -> float | None:
+    """The time ``share`` of the way from now to ``deadline``."""
+    if deadline is None:
+        return None
+    now = time.monotonic()
+    return now + share * max(deadline - now, 0.0)
+
+
+def _combined(pre: SearchResult | None, res: SearchResult, tol: Fraction) -> SearchResult:
+    """The branch and bound's result ``res`` with the dual's ``pre``: the better witness, the
+    smaller upper bound."""
+    if pre is None or pre.upper is None:
+        return res
+    best = res.best if res.best is not None and (pre.best is None or res.best[0] >= pre.best[0]) else pre.best
+    upper = pre.upper if res.upper is None else min(res.upper, pre.upper)
+    complete = res.complete
+    if best is not None:
+        upper = max(upper, best[0])
+        complete = complete or upper <= best[0] + tol
+    return SearchResult(upper, best, complete, res.nodes, res.reason, res.floor)
 
 
 def _dual_for(problem: Problem) -> TwoLayerDual | ThreeLayerDual | None:

@@ -190,23 +190,29 @@ def test_float_search_value_matches_the_exact_value() -> None:
     assert float(upper) == pytest.approx(total, rel=1e-9, abs=1e-9)
 
 
-@pytest.mark.parametrize("seed", [5, 6])
-def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, monkeypatch) -> None:
+@pytest.mark.parametrize(("seed", "dual_first"), [(5, True), (6, True), (6, False)])
+def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, dual_first: bool, monkeypatch) -> None:
+    """Either order (the dual first, or the branch and bound first as for fine perturbations,
+    chosen by SEARCH_FIRST_GAP) certifies the maximum the engine finds without the dual."""
     from smtquant.engine import EngineBackend
 
     net = _net(seed, (2, 5, 4, 3, 1))
     prop = LocalRobustness([0.3, -0.7], "logit")
+    monkeypatch.setattr(EngineBackend, "SEARCH_FIRST_GAP", Fraction(0) if dual_first else Fraction(10**9))
+    searched = []
+    box = EngineBackend._maximize_box
+    monkeypatch.setattr(EngineBackend, "_maximize_box", lambda self, *a, **k: searched.append(a) or box(self, *a, **k))
     calls = []
     bound = ThreeLayerDual.bound
     monkeypatch.setattr(ThreeLayerDual, "bound", lambda self, *a, **k: calls.append(a) or bound(self, *a, **k))
     v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
-    assert calls and v.status is sq.Status.ROBUST
+    assert (calls if dual_first else searched) and v.status is sq.Status.ROBUST
     assert v.max_deviation.upper - v.max_deviation.lower <= Fraction(1, 10**6)
     top = v.max_deviation.lower
     for delta, want in ((top * Fraction(1001, 1000), sq.Status.ROBUST), (top * Fraction(999, 1000), sq.Status.VIOLATED)):
         got = sq.check(net, "fixed:2", prop, delta=delta, solver="engine", timeout=120)
         assert got.status is want  # (a violation may already be found by the attack)
-        assert want is sq.Status.VIOLATED or "dual decomposition" in got.reason
+        assert want is sq.Status.VIOLATED or ("dual decomposition" in got.reason) is dual_first
     monkeypatch.setattr(EngineBackend, "_dual_first", lambda self, *a, **k: None)
     monkeypatch.setattr(EngineBackend, "_dual_decide", lambda self, problem, condition, deadline=None: (None, condition))
     w = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
