@@ -23,8 +23,9 @@ copies relax it, each with multipliers whose sums vanish, so the bound holds for
 with Lw_m = b2_m + W2_m.l, Le_m = eb2_m + E2_m.|l|, t = h - l, U_mi = W2_im t_i and
 V_mi = E2_im (|h_i| - |l_i|): the value of the copies at l plus the gain of moving u1_i to h_i.
 max_u F <= D(lam, mu) for every lam, mu with those sums 0. Subgradient steps in float64 choose
-them; D is then evaluated exactly, in integers over common denominators. On a 2-2-2-2-1 net the
-bound meets the maximum over all 2^21 vertices of the box (tests/test_dual3.py).
+them; D is then evaluated exactly, in integers over common denominators. On nets of 2 to 3 units
+a layer the bound meets the maximum over all vertices of the box in most directions
+(tests/test_dual3.py); whether it can leave a gap is not known.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class ThreeLayerDual:
             g_sel = u1 - u1.mean(axis=1, keepdims=True)
             nrm = float((g_lam * g_lam).sum() + (g_sel * g_sel).sum())
             if nrm < 1e-20:
-                break  # every copy agrees: the bound is attained
+                break  # a zero subgradient: these multipliers minimize the dual
             goal = best_v - margin / (1.0 + (it - since) / 50.0)
             step = max(v - goal, 1e-12) / nrm
             lam -= step * g_lam
