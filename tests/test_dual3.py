@@ -219,3 +219,21 @@ def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, 
     assert w.status is sq.Status.ROBUST
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
     assert abs(w.max_deviation.lower - v.max_deviation.lower) <= Fraction(2, 10**6)
+
+
+def test_branch_and_bound_goes_first_only_for_fine_perturbations() -> None:
+    """The order is chosen from the zonotope bound's excess over the witness: a fine scheme
+    (fixed:8) sends a quantify's maximization to the branch and bound first, a coarse one
+    (fixed:1) to the nested dual first; nets without three identity layers never ask."""
+    from smtquant.engine import EngineBackend, tighten
+
+    eng = EngineBackend()
+    for sizes, scheme, want in (((2, 5, 4, 3, 1), "fixed:8", True), ((2, 5, 4, 3, 1), "fixed:1", False),
+                                ((2, 5, 4, 1), "fixed:8", False)):
+        net = _net(5, sizes)
+        q = _query(net, scheme, [0.3, -0.7])
+        w = q.attack()
+        assert w is not None
+        problem = tighten(q.problem)
+        zp, z = {0: Fraction(1)}, {0: Fraction(-1)}
+        assert eng._search_first(problem, zp, z, Fraction(0), w.deviation[0]) is want
