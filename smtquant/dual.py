@@ -38,6 +38,17 @@ def _sign(v: Fraction) -> int:
     return (v > 0) - (v < 0)
 
 
+def first_layer_range(problem: Problem) -> tuple[list[Fraction], list[Fraction], list[Fraction]]:
+    """At a fixed input x: x, and the centre c and radius r of each first-layer pre-activation's
+    exact range [c - r, c + r] over the box."""
+    w1, b1 = problem.layers[0]
+    e1, f1 = problem.box.weights[0], problem.box.biases[0]
+    x = [lo for lo, _ in problem.inputs]
+    c = [b1[i] + sum((w1[j][i] * x[j] for j in range(len(x))), _ZERO) for i in range(len(b1))]
+    r = [f1[i] + sum((e1[j][i] * abs(x[j]) for j in range(len(x))), _ZERO) for i in range(len(b1))]
+    return x, c, r
+
+
 class TwoLayerDual:
     """Bounds on c.z' + const over the parameter box, for a network with two identity hidden
     layers at a fixed input (``applies``)."""
@@ -52,11 +63,8 @@ class TwoLayerDual:
         (w1, b1), (w2, b2), (w3, b3) = problem.layers
         e1, e2, e3 = problem.box.weights
         f1, f2, f3 = problem.box.biases
-        self.x = [lo for lo, _ in problem.inputs]
-        x = self.x
+        self.x, self.c1, self.r1 = first_layer_range(problem)
         n, m_count = len(b1), len(b2)
-        self.c1 = [b1[i] + sum((w1[j][i] * x[j] for j in range(len(x))), _ZERO) for i in range(n)]
-        self.r1 = [f1[i] + sum((e1[j][i] * abs(x[j]) for j in range(len(x))), _ZERO) for i in range(n)]
         self.lo = [c - r for c, r in zip(self.c1, self.r1)]
         self.hi = [c + r for c, r in zip(self.c1, self.r1)]
         # the points where a one-variable piece (a u + b |u|) can be largest on [l_i, h_i]: its ends,

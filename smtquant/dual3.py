@@ -37,15 +37,12 @@ from fractions import Fraction
 import numpy as np
 
 from .backends.base import Problem
+from .dual import _sign, first_layer_range
 from .exact import ExactLayer
 
 __all__ = ["ThreeLayerDual"]
 
 _ZERO = Fraction(0)
-
-
-def _sign(v: Fraction) -> int:
-    return (v > 0) - (v < 0)
 
 
 def _over(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -88,14 +85,11 @@ class ThreeLayerDual:
         assert self.applies(problem)
         self.problem = problem
         (w1, b1), (w2, b2), (w3, b3), (w4, b4) = problem.layers
-        e1, e2, e3, e4 = problem.box.weights
-        f1, f2, f3, f4 = problem.box.biases
-        self.x = [lo for lo, _ in problem.inputs]
-        x = self.x
-        n, m = len(b1), len(b2)
-        c1 = [b1[i] + sum((w1[j][i] * x[j] for j in range(len(x))), _ZERO) for i in range(n)]
-        r1 = [f1[i] + sum((e1[j][i] * abs(x[j]) for j in range(len(x))), _ZERO) for i in range(n)]
+        e2, e3, e4 = problem.box.weights[1:]
+        f2, f3, f4 = problem.box.biases[1:]
+        self.x, c1, r1 = first_layer_range(problem)
         self.c1, self.r1 = c1, r1
+        n, m = len(b1), len(b2)
         lo = [c - r for c, r in zip(c1, r1)]
         hi = [c + r for c, r in zip(c1, r1)]
         self.lo, self.hi = lo, hi
