@@ -105,7 +105,6 @@ class ThreeLayerDual:
         self.V = (E2 * dab[:, None]).T
         self.Lw = np.array([b2[j] + (W2[:, j] * lo_a).sum() for j in range(m)], dtype=object)
         self.Le = np.array([f2[j] + (E2[:, j] * alo).sum() for j in range(m)], dtype=object)
-        self.t, self.l = t_a, lo_a
         self.w2, self.e2, self.b2, self.f2 = w2, e2, b2, f2
         self.w3, self.e3, self.b3, self.f3 = w3, e3, b3, f3
         self.w4, self.e4, self.b4, self.f4 = w4, e4, b4, f4
@@ -114,6 +113,9 @@ class ThreeLayerDual:
         self.U_f, self.V_f = fl(self.U), fl(self.V)
         self.Lw_f, self.Le_f = fl(self.Lw), fl(self.Le)
         self.t_f, self.l_f = fl(t_a), fl(lo_a)
+        # the exact evaluation's integer forms of everything that does not depend on the objective
+        self._ints = [_over(v) for v in (np.array(w3, dtype=object).T, np.array(e3, dtype=object).T,
+                                         self.U, self.V, t_a, lo_a, self.Lw, self.Le)]
         self.W2_f, self.E2_f = fl(W2), fl(E2)
         self.B2_f, self.F2_f = fl(np.array(b2, dtype=object)), fl(np.array(f2, dtype=object))
         self.W3_f = fl(np.array(w3, dtype=object))  # (m, k)
@@ -264,8 +266,7 @@ class ThreeLayerDual:
         lami, dlam = _zero_sum(lam_f, 0)  # (K, M)
         mui, dmu = _zero_sum(mu_f, 2)  # (K, 2, M, N)
         ai, da = _over(a)  # (K, 2)
-        w3i, dw3 = _over(np.array(self.w3, dtype=object).T)  # (K, M)
-        e3i, de3 = _over(np.array(self.e3, dtype=object).T)
+        (w3i, dw3), (e3i, de3), (Ui, dU), (Vi, dV), (ti, dt), (li, dl), (Lwi, dLw), (Lei, dLe) = self._ints
         dA = math.lcm(da * dw3, da * de3, dlam)
         Ai = np.empty((K, 2, M, 2), dtype=object)
         for j in range(2):
@@ -274,12 +275,6 @@ class ThreeLayerDual:
             Ai[:, j, :, 0] = aw + ae + lami * (dA // dlam)
             Ai[:, j, :, 1] = aw - ae + lami * (dA // dlam)
         absA = abs(Ai)
-        Ui, dU = _over(self.U)
-        Vi, dV = _over(self.V)
-        ti, dt = _over(self.t)
-        li, dl = _over(self.l)
-        Lwi, dLw = _over(self.Lw)
-        Lei, dLe = _over(self.Le)
         # the gains, over one denominator dG
         dG = math.lcm(dA * dU, dA * dV, dmu * dt)
         gain = (Ai[..., None] * (Ui * (dG // (dA * dU)))[None, None, :, None, :]
