@@ -40,11 +40,13 @@ from .dual import TwoLayerDual
 from .dual3 import ThreeLayerDual
 from .exact import ExactLayer, Interval, dyadic_forward, forward_enclosure
 from .properties import Atom, Condition
+from .vertices import HalfSpace, region_vertices
 from .zonotope import Zonotope, affine_bounds, centre_arrays
 
 __all__ = ["Engine", "EngineBackend"]
 
 _ZERO = Fraction(0)
+_ONE = Fraction(1)
 Lin = dict[int, Fraction]  # variable index -> coefficient (a linear expression without constant)
 
 
@@ -1316,6 +1318,15 @@ def _interval_layer(hl: np.ndarray, hh: np.ndarray, wl: np.ndarray, wh: np.ndarr
     return lo, hi
 
 
+def _restricted(problem: Problem, inputs: tuple[Interval, ...]) -> Problem:
+    """``problem`` on the part ``inputs`` of its input region, its bounds recomputed there (float64
+    interval propagation with a rigorous rounding margin, met with the old ones) and tightened."""
+    pb = _meet(_float_bounds(problem, inputs, perturbed=True), problem.perturbed_bounds)
+    ob = _meet(_float_bounds(problem, inputs, perturbed=False), problem.original_bounds)
+    return tighten(Problem(problem.layers, problem.hidden_activation, problem.box, inputs, pb, ob,
+                           problem.diff_bounds))
+
+
 def _dyadic(f: float) -> Fraction:
     """A float as an exact Fraction, after rounding it to 40 significant bits (smaller numbers)."""
     if f == 0.0 or not math.isfinite(f):
@@ -1647,14 +1658,8 @@ class EngineBackend:
         i = max(range(len(widths)), key=lambda k: widths[k])
         lo, hi = problem.inputs[i]
         mid = (lo + hi) / 2
-        out = []
-        for part in ((lo, mid), (mid, hi)):
-            inputs = problem.inputs[:i] + (part,) + problem.inputs[i + 1:]
-            pb = _meet(_float_bounds(problem, inputs, perturbed=True), problem.perturbed_bounds)
-            ob = _meet(_float_bounds(problem, inputs, perturbed=False), problem.original_bounds)
-            out.append(tighten(Problem(problem.layers, problem.hidden_activation, problem.box, inputs, pb, ob,
-                                       problem.diff_bounds)))
-        return out
+        return [_restricted(problem, problem.inputs[:i] + (part,) + problem.inputs[i + 1:])
+                for part in ((lo, mid), (mid, hi))]
 
     def maximize(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                  tol: Fraction, lower: Fraction | None, timeout: float | None,
@@ -1671,6 +1676,11 @@ class EngineBackend:
         problem = tighten(problem)
         if problem.fixed_input:
             return self._maximize_point(problem, zp, z, const, tol, lower, deadline, z_range, observe)
+        guards = () if z_range is None else (Atom((), ((z_range[0], _ONE),), ">=", z_range[1]),
+                                             Atom((), ((z_range[0], _ONE),), "<=", z_range[2]))
+        verts = self._vertices(problem, guards)
+        if verts is not None:
+            return self._maximize_vertices(problem, verts, zp, z, const, tol, lower, deadline, observe)
         # over an input region: best-first over input sub-boxes, each searched with a node budget
         seq = itertools.count()
         heap: list[tuple[float, int, Problem, Fraction | None, int]] = [(0.0, next(seq), problem, None, 0)]
@@ -1727,6 +1737,106 @@ class EngineBackend:
             return SearchResult(upper, best, False, nodes, res.reason)
         upper = max(closed + ([best[0]] if best else [])) if (closed or best) else None
         return SearchResult(upper, best, True, nodes, f"engine: certified on {nodes} nodes")
+
+    # identity networks over an input region: the query at the region's vertices (``vertices.py``)
+    # when there are at most this many
+    VERTEX_LIMIT = 16
+
+    def _vertices(self, problem: Problem, guards: Sequence[Atom]) -> list[tuple[Fraction, ...]] | None:
+        """The vertices of the input region's part where every guard holds, for identity hidden units
+        and guards that are non-strict and on the original outputs z only (z is affine in x there);
+        None where the vertex route does not apply."""
+        if problem.hidden_activation != "identity" or problem.fixed_input:
+            return None
+        if any(a.zp or a.op not in ("<=", ">=") for a in guards):
+            return None
+        cuts: list[HalfSpace] = []
+        if guards:
+            d = len(problem.inputs)
+            c = _identity_outputs(problem.layers, [_ZERO] * d)
+            cols = [_identity_outputs(problem.layers, [_ONE if j == i else _ZERO for j in range(d)]) for i in range(d)]
+            for a in guards:
+                coef = tuple(sum((w * (cols[i][k] - c[k]) for k, w in a.z), _ZERO) for i in range(d))
+                rhs = a.const - sum((w * c[k] for k, w in a.z), _ZERO)
+                cuts.append((coef, rhs) if a.op == "<=" else (tuple(-v for v in coef), -rhs))
+        return region_vertices(problem.inputs, cuts, self.VERTEX_LIMIT)
+
+    def _maximize_vertices(self, problem: Problem, verts: Sequence[tuple[Fraction, ...]], zp: dict[int, Fraction],
+                           z: dict[int, Fraction], const: Fraction, tol: Fraction, lower: Fraction | None,
+                           deadline: float | None, observe=None) -> SearchResult:
+        """maximize over an input region by its vertices: each a fixed-input problem, the one with
+        the largest zonotope bound first (its witness then closes the others early), each given an
+        equal share of the time left."""
+        if not verts:
+            return SearchResult(None, None, True, 0, "engine: no input of the region meets the restriction")
+        subs = [_restricted(problem, tuple((v, v) for v in x)) for x in verts]
+        ups = [_output_bound(sub, zp, z, const) for sub in subs]
+        order = sorted(range(len(subs)), key=lambda i: ups[i], reverse=True)
+        best: tuple[Fraction, object] | None = None
+        floor: Fraction | None = None
+        low = lower
+        uppers: list[Fraction] = []
+        nodes = 0
+        still_open = ""
+        for n, i in enumerate(order):
+            if low is not None and ups[i] <= low + tol:
+                uppers.append(ups[i])
+                continue
+            res = self._maximize_point(subs[i], zp, z, const, tol, low, _part_of(deadline, 1 / (len(order) - n)),
+                                       None, observe)
+            nodes += res.nodes
+            if res.best is not None and (best is None or res.best[0] > best[0]):
+                best = res.best
+            if res.floor is not None and (floor is None or res.floor > floor):
+                floor = res.floor
+            for v in (best[0] if best is not None else None, floor):
+                if v is not None and (low is None or v > low):
+                    low = v
+            uppers.append(ups[i] if res.upper is None else min(res.upper, ups[i]))
+            if not res.complete and not still_open:
+                still_open = f"vertex {n + 1} of {len(order)}: {res.reason}"
+        upper = max(uppers + ([best[0]] if best is not None else []))
+        complete = low is not None and upper <= low + tol
+        why = (f"engine: certified at the {len(order)} vertices of the input region" if complete
+               else f"engine: not within the tolerance at the input region's vertices ({still_open or 'bounds'})")
+        return SearchResult(upper, best, complete, nodes, why, floor)
+
+    def _solve_vertices(self, problem: Problem, condition: Condition, deadline: float | None,
+                        start: float) -> CheckOutcome | None:
+        """solve over an input region by its vertices (identity hidden units; see ``_vertices``), each
+        vertex asked the branches whose guards hold there, without the guards; None where the route
+        does not apply. The vertex most likely violated (largest zonotope bound) goes last: time
+        left by the others is shared out, and it gets the most."""
+        plan: dict[tuple[Fraction, ...], list[tuple[Atom, ...]]] = {}
+        for branch in condition:
+            verts = self._vertices(problem, branch[:-1])
+            if verts is None:
+                return None
+            for v in verts:
+                plan.setdefault(v, []).append(branch[-1:])
+        subs = []
+        for v, branches in plan.items():
+            sub = _restricted(problem, tuple((x, x) for x in v))
+            zv = _identity_outputs(problem.layers, v)
+            rooms = []
+            for b in branches:
+                c, c0 = _violation_objective(b[0], zv)
+                rooms.append(_output_bound(sub, c, {}, c0))
+            subs.append((max(rooms), sub, tuple(branches)))
+        subs.sort(key=lambda t: t[0])
+        unknown = ""
+        for n, (_, sub, cond) in enumerate(subs):
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0) / (len(subs) - n)
+            out = self.solve(sub, cond, timeout)
+            if out.answer is Answer.SAT:
+                return CheckOutcome(Answer.SAT, f"{out.reason} (at a vertex of the input region)", out.input,
+                                    out.layers, False, time.monotonic() - start)
+            if out.answer is Answer.UNKNOWN and not unknown:
+                unknown = f"vertex {n + 1} of {len(subs)} of the input region: {out.reason}"
+        if unknown:
+            return CheckOutcome(Answer.UNKNOWN, unknown, time_s=time.monotonic() - start)
+        return CheckOutcome(Answer.UNSAT, f"engine: certified at the {len(subs)} vertices of the input region",
+                            time_s=time.monotonic() - start)
 
     def _maximize_point(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                         tol: Fraction, lower: Fraction | None, deadline: float | None,
@@ -1893,6 +2003,9 @@ class EngineBackend:
             problem = lp_tighten(problem, deadline)
             out = self._solve_box(problem, condition, deadline, None)
             return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
+        at_vertices = self._solve_vertices(problem, condition, deadline, start)
+        if at_vertices is not None:
+            return at_vertices
         queue: list[tuple[Problem, int]] = [(problem, 0)]
         boxes = 0
         while queue:

@@ -248,6 +248,7 @@ def test_box_lp_bounds_hold_in_both_networks_and_deep_boxes_certify_the_same_max
     assert v.status is sq.Status.ROBUST
     calls = []
     monkeypatch.setattr(EngineBackend, "MAX_SPLITS", 0)
+    monkeypatch.setattr(EngineBackend, "VERTEX_LIMIT", 0)  # the search over input boxes, not the vertices
     monkeypatch.setattr(EngineBackend, "BOX_LP_BOUNDS", ("relu", "identity"))  # identity boxes skip them by default
     monkeypatch.setattr("smtquant.engine.box_lp_tighten", lambda p, *a: calls.append(p) or box_lp_tighten(p, *a))
     w = sq.quantify(net, scheme, prop, solver="engine", tolerance=1e-6, timeout=120)
