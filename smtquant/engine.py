@@ -1845,10 +1845,17 @@ class EngineBackend:
         closed it) LP-tightened bounds and the branch and bound, started from its witness; the
         smaller upper bound wins."""
         if z_range is None and self._search_first(problem, zp, z, const, lower):
-            # a fine perturbation: the branch and bound first, the nested dual with the time it leaves
+            # a fine perturbation: the branch and bound first, the nested dual with the time it leaves;
+            # before both, a short look at the dual (it closes at once a maximum far below lower)
+            probe = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe,
+                                     _part_of(deadline, self.DUAL_PROBE_SHARE), whole=True)
+            if probe is not None and probe.complete:
+                return probe
+            if probe is not None and probe.best is not None and (lower is None or probe.best[0] > lower):
+                lower = probe.best[0]
             part = _part_of(deadline, self.SEARCH_FIRST_SHARE)
-            res = self._maximize_box(lp_tighten(problem, part), zp, z, const, tol, lower, part, z_range, None,
-                                     observe=observe)
+            res = _combined(probe, self._maximize_box(lp_tighten(problem, part), zp, z, const, tol, lower, part,
+                                                      z_range, None, observe=observe), tol)
             if res.complete:
                 return res
             low = res.best[0] if res.best is not None and (lower is None or res.best[0] > lower) else lower
@@ -1870,6 +1877,7 @@ class EngineBackend:
     # relaxations are tight and the search closes in seconds, while the dual converges slowly
     SEARCH_FIRST_GAP = Fraction(1, 5)
     SEARCH_FIRST_SHARE = 0.8  # of the time left, for the branch and bound
+    DUAL_PROBE_SHARE = 0.1  # of a check's time, for the nested dual before the branch and bound goes first
 
     def _search_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                       floor: Fraction | None) -> bool:
@@ -1927,15 +1935,17 @@ class EngineBackend:
         if dual is None:
             return None, condition
         zv = _identity_outputs(problem.layers, dual.x)
-        open_branches = []
+        open_branches = [b for b in condition if len(b) != 1]
+        asked = []
         for branch in condition:
-            if len(branch) != 1:
-                open_branches.append(branch)
-                continue
+            if len(branch) == 1:
+                c, const = _violation_objective(branch[0], zv)
+                asked.append((_output_bound(problem, c, {}, const), branch, c, const))
+        asked.sort(key=lambda t: t[0])  # the branches with least room first: they close fastest and
+        for n, (_, branch, c, const) in enumerate(asked):  # leave their time to the others
             atom = branch[0]
-            c, const = _violation_objective(atom, zv)
             strict = atom.op in (">", "<")
-            upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=deadline)
+            upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=_part_of(deadline, 1 / (len(asked) - n)))
             zpv = _identity_outputs(layers, x)
             if _atom_holds(atom, zpv, zv):
                 return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
@@ -1984,6 +1994,11 @@ class EngineBackend:
         problem = tighten(problem)
         if problem.fixed_input:
             if self._search_first_check(problem, condition):  # see _search_first
+                # a short look at the dual first: it decides at once where delta is far from the maximum
+                decided, condition = self._dual_decide(problem, condition, _part_of(deadline, self.DUAL_PROBE_SHARE))
+                if decided is not None:
+                    return CheckOutcome(decided.answer, decided.reason, decided.input, decided.layers, False,
+                                        time.monotonic() - start)
                 part = _part_of(deadline, self.SEARCH_FIRST_SHARE)
                 out = self._solve_box(lp_tighten(problem, part), condition, part, None)
                 if out.answer is not Answer.UNKNOWN:

@@ -199,6 +199,8 @@ def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, 
     net = _net(seed, (2, 5, 4, 3, 1))
     prop = LocalRobustness([0.3, -0.7], "logit")
     monkeypatch.setattr(EngineBackend, "SEARCH_FIRST_GAP", Fraction(0) if dual_first else Fraction(10**9))
+    if not dual_first:  # no probe of the dual before the branch and bound (it would close this small net)
+        monkeypatch.setattr(EngineBackend, "DUAL_PROBE_SHARE", 0.0)
     searched = []
     box = EngineBackend._maximize_box
     monkeypatch.setattr(EngineBackend, "_maximize_box", lambda self, *a, **k: searched.append(a) or box(self, *a, **k))
@@ -219,6 +221,26 @@ def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, 
     assert w.status is sq.Status.ROBUST
     assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
     assert abs(w.max_deviation.lower - v.max_deviation.lower) <= Fraction(2, 10**6)
+
+
+def test_a_short_dual_probe_decides_a_check_far_from_the_maximum_before_the_search(monkeypatch) -> None:
+    """Where the order rule sends a check to the branch and bound first, the dual is still asked
+    first for a share of the time: with delta 2% above the maximum it decides
+    at once, and the search never starts."""
+    from smtquant.engine import EngineBackend
+
+    net = _net(6, (2, 5, 4, 3, 1))
+    prop = LocalRobustness([0.3, -0.7], "logit")
+    top = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120).max_deviation.lower
+    monkeypatch.setattr(EngineBackend, "SEARCH_FIRST_GAP", Fraction(10**9))  # the branch and bound first
+    searched = []
+    box = EngineBackend._solve_box
+    monkeypatch.setattr(EngineBackend, "_solve_box", lambda self, *a, **k: searched.append(a) or box(self, *a, **k))
+    got = sq.check(net, "fixed:2", prop, delta=top * Fraction(102, 100), solver="engine", timeout=120)
+    assert got.status is sq.Status.ROBUST and "dual decomposition" in got.reason and not searched
+    monkeypatch.setattr(EngineBackend, "DUAL_PROBE_SHARE", 0.0)
+    got = sq.check(net, "fixed:2", prop, delta=top * Fraction(102, 100), solver="engine", timeout=120)
+    assert got.status is sq.Status.ROBUST and searched
 
 
 def test_branch_and_bound_goes_first_only_for_fine_perturbations() -> None:
