@@ -244,18 +244,17 @@ def test_a_short_dual_probe_decides_a_check_far_from_the_maximum_before_the_sear
 
 
 def test_branch_and_bound_goes_first_only_for_fine_perturbations() -> None:
-    """The order is chosen from the zonotope bound's excess over the witness: a fine scheme
-    (fixed:8) sends a quantify's maximization to the branch and bound first, a coarse one
-    (fixed:1) to the nested dual first; nets without three identity layers never ask."""
+    """The order is chosen from the zonotope bound's excess over the first-order estimate: a fine
+    scheme (fixed:8) sends the maximization to the branch and bound first, a coarse one (fixed:1)
+    to the nested dual first, whatever the constant (a check's delta) added to the objective;
+    nets without three identity layers never ask."""
     from smtquant.engine import EngineBackend, tighten
 
     eng = EngineBackend()
     for sizes, scheme, want in (((2, 5, 4, 3, 1), "fixed:8", True), ((2, 5, 4, 3, 1), "fixed:1", False),
                                 ((2, 5, 4, 1), "fixed:8", False)):
         net = _net(5, sizes)
-        q = _query(net, scheme, [0.3, -0.7])
-        w = q.attack()
-        assert w is not None
-        problem = tighten(q.problem)
-        zp, z = {0: Fraction(1)}, {0: Fraction(-1)}
-        assert eng._search_first(problem, zp, z, Fraction(0), w.deviation[0]) is want
+        problem = tighten(_query(net, scheme, [0.3, -0.7]).problem)
+        for zp, z in (({0: Fraction(1)}, {0: Fraction(-1)}), ({0: Fraction(-1)}, {0: Fraction(1)})):
+            for shift in (Fraction(0), Fraction(-50), Fraction(7, 3)):
+                assert eng._search_first(problem, zp, z, shift) is want
