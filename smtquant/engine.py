@@ -1764,14 +1764,15 @@ class EngineBackend:
     def _maximize_vertices(self, problem: Problem, verts: Sequence[tuple[Fraction, ...]], zp: dict[int, Fraction],
                            z: dict[int, Fraction], const: Fraction, tol: Fraction, lower: Fraction | None,
                            deadline: float | None, observe=None) -> SearchResult:
-        """maximize over an input region by its vertices: each a fixed-input problem, the one with
-        the largest zonotope bound first (its witness then closes the others early), each given an
-        equal share of the time left."""
+        """maximize over an input region by its vertices: each a fixed-input problem given an equal
+        share of the time left. With a witness's ``lower`` known, the smallest zonotope bound first:
+        those vertices close quickly below it and leave their time to the likely maximum, last;
+        without one, the largest first, for a witness that closes the others early."""
         if not verts:
             return SearchResult(None, None, True, 0, "engine: no input of the region meets the restriction")
         subs = [_restricted(problem, tuple((v, v) for v in x)) for x in verts]
         ups = [_output_bound(sub, zp, z, const) for sub in subs]
-        order = sorted(range(len(subs)), key=lambda i: ups[i], reverse=True)
+        order = sorted(range(len(subs)), key=lambda i: ups[i], reverse=lower is None)
         best: tuple[Fraction, object] | None = None
         floor: Fraction | None = None
         low = lower
@@ -1848,7 +1849,7 @@ class EngineBackend:
             # a fine perturbation: the branch and bound first, the nested dual with the time it leaves;
             # before both, a short look at the dual (it closes at once a maximum far below lower)
             probe = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe,
-                                     _part_of(deadline, self.DUAL_PROBE_SHARE), whole=True)
+                                     _part_of(deadline, self.DUAL_PROBE_SHARE))
             if probe is not None and probe.complete:
                 return probe
             if probe is not None and probe.best is not None and (lower is None or probe.best[0] > lower):
@@ -1859,7 +1860,7 @@ class EngineBackend:
             if res.complete:
                 return res
             low = res.best[0] if res.best is not None and (lower is None or res.best[0] > lower) else lower
-            pre = self._dual_first(problem, zp, z, const, tol, low, z_range, observe, deadline, whole=True)
+            pre = self._dual_first(problem, zp, z, const, tol, low, z_range, observe, deadline)
             return _combined(pre, res, tol)
         pre = self._dual_first(problem, zp, z, const, tol, lower, z_range, observe, deadline)
         if pre is not None and pre.complete:
@@ -1898,7 +1899,7 @@ class EngineBackend:
 
     def _dual_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                     tol: Fraction, lower: Fraction | None, z_range: tuple[int, Fraction, Fraction] | None,
-                    observe=None, deadline: float | None = None, whole: bool = False) -> SearchResult | None:
+                    observe=None, deadline: float | None = None) -> SearchResult | None:
         """Two or three identity hidden layers at a fixed input: the dual-decomposition bound
         (``dual.py``, ``dual3.py``),
         exact, and its witness. Complete when the bound is within ``tol`` of the witness or of
@@ -1908,9 +1909,6 @@ class EngineBackend:
             return None
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
-        if not whole and isinstance(dual, ThreeLayerDual):  # half the time left: the rest for the
-            # branch and bound (a check gives it all: a bound below delta is what decides)
-            deadline = _part_of(deadline, 0.5)
         upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
