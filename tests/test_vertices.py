@@ -123,6 +123,13 @@ def test_vertex_route_meets_box_search_and_brute_force(seed: int, sizes: tuple[i
     cond = violation_condition(net, sq.Metric.LOGIT, a.upper + F(1, 10**5), None)
     out = EngineBackend().solve(q.problem, cond, 120)
     assert out.answer.value == "unsat" and "vertices of the input region" in out.reason
+    # below the maximum the backend itself (no attack before it) finds a witness in the region
+    cond = violation_condition(net, sq.Metric.LOGIT, a.lower - F(1, 10**5), None)
+    out = EngineBackend().solve(q.problem, cond, 120)
+    assert out.answer.value == "sat" and "vertex of the input region" in out.reason
+    w = q.validate(out.input, out.layers)
+    assert w.deviation[0] > a.lower - F(1, 10**5)
+    assert all(lo <= float(c) <= hi for c, (lo, hi) in zip(w.input, REGION))
 
 
 @pytest.mark.parametrize("seed", [4, 5])
