@@ -120,6 +120,7 @@ class ThreeLayerDual:
         self.B2_f, self.F2_f = fl(np.array(b2, dtype=object)), fl(np.array(f2, dtype=object))
         self.W3_f = fl(np.array(w3, dtype=object))  # (m, k)
         self.E3_f = fl(np.array(e3, dtype=object))
+        self._warm: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # objective -> its best multipliers
         self.B3_f, self.F3_f = fl(np.array(b3, dtype=object)), fl(np.array(f3, dtype=object))
         self.pts_f = np.stack([fl(lo_a), fl(np.array(hi, dtype=object))])  # (2, n)
 
@@ -145,7 +146,8 @@ class ThreeLayerDual:
         """(an exact upper bound on c.z' + const over the box, a witness (x, theta') whose value the
         caller computes exactly). The multipliers' search stops once the float bound is at most
         ``stop_at``, when it stalls, at ``iters`` iterations or at ``deadline`` (time.monotonic());
-        the bound is valid wherever it stops."""
+        the bound is valid wherever it stops. A later call with the same ``c`` starts from the best
+        multipliers found so far (they do not depend on ``const``)."""
         K, M, N = self.k, self.m, self.n
         if deadline is not None:  # the exact evaluation at the end takes about 1 s per 10^6 gains
             deadline -= 1.5e-6 * K * M * N * 4
@@ -181,8 +183,10 @@ class ThreeLayerDual:
             g_sel = a_sel[..., None] * np.where((a_sel >= 0)[..., None], UpV[None], UmV[None]) + mt[kk, ci]
             return val, ci, s_sel, g_sel > 0  # (K, M, N): where each copy takes h_i
 
-        lam = np.zeros((K, M))
-        mu = np.zeros((K, 2, M, N))
+        key = tuple(sorted(c.items()))  # the best multipliers do not depend on const: a later call
+        warm = self._warm.get(key)  # on the same objective resumes from them
+        lam = np.zeros((K, M)) if warm is None else warm[0].copy()
+        mu = np.zeros((K, 2, M, N)) if warm is None else warm[1].copy()
         v0, ci, s_sel, pos = dual(lam, mu)
         best_v, best_lam, best_mu, best_pick = v0, lam.copy(), mu.copy(), (ci, s_sel, pos)
         low = float(base) + self._value_f(af, self._vote(pos), ci)  # a point's value: below the maximum
@@ -228,6 +232,7 @@ class ThreeLayerDual:
             step = max(v - goal, 1e-12) / nrm
             lam -= step * g_lam
             mu[kk, ci] -= step * g_sel
+        self._warm[key] = (best_lam, best_mu)
         upper = self._exact_dual(a, beta, base, best_lam, best_mu)
         ci, s_sel, pos = best_pick
         return upper, self._witness(c, a, self._vote(pos), ci)

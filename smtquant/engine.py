@@ -1741,6 +1741,10 @@ class EngineBackend:
     # identity networks over an input region: the query at the region's vertices (``vertices.py``)
     # when there are at most this many
     VERTEX_LIMIT = 16
+    # rounds over the vertices left open while at least VERTEX_RETRY_S seconds are left (the nested
+    # dual resumes from its best multipliers)
+    VERTEX_ROUNDS = 3
+    VERTEX_RETRY_S = 1.0
 
     def _vertices(self, problem: Problem, guards: Sequence[Atom]) -> list[tuple[Fraction, ...]] | None:
         """The vertices of the input region's part where every guard holds, for identity hidden units
@@ -1776,26 +1780,33 @@ class EngineBackend:
         best: tuple[Fraction, object] | None = None
         floor: Fraction | None = None
         low = lower
-        uppers: list[Fraction] = []
+        uppers = list(ups)
+        pending = list(order)
         nodes = 0
         still_open = ""
-        for n, i in enumerate(order):
-            if low is not None and ups[i] <= low + tol:
-                uppers.append(ups[i])
-                continue
-            res = self._maximize_point(subs[i], zp, z, const, tol, low, _part_of(deadline, 1 / (len(order) - n)),
-                                       None, observe)
-            nodes += res.nodes
-            if res.best is not None and (best is None or res.best[0] > best[0]):
-                best = res.best
-            if res.floor is not None and (floor is None or res.floor > floor):
-                floor = res.floor
-            for v in (best[0] if best is not None else None, floor):
-                if v is not None and (low is None or v > low):
-                    low = v
-            uppers.append(ups[i] if res.upper is None else min(res.upper, ups[i]))
-            if not res.complete and not still_open:
-                still_open = f"vertex {n + 1} of {len(order)}: {res.reason}"
+        for _ in range(self.VERTEX_ROUNDS):  # later rounds: the vertices left open, with the time left
+            still_open, left = "", []
+            for n, i in enumerate(pending):
+                if low is not None and uppers[i] <= low + tol:
+                    continue
+                res = self._maximize_point(subs[i], zp, z, const, tol, low,
+                                           _part_of(deadline, 1 / (len(pending) - n)), None, observe)
+                nodes += res.nodes
+                if res.best is not None and (best is None or res.best[0] > best[0]):
+                    best = res.best
+                if res.floor is not None and (floor is None or res.floor > floor):
+                    floor = res.floor
+                for v in (best[0] if best is not None else None, floor):
+                    if v is not None and (low is None or v > low):
+                        low = v
+                if res.upper is not None:
+                    uppers[i] = min(uppers[i], res.upper)
+                if not res.complete:
+                    left.append(i)
+                    still_open = still_open or f"a vertex open: {res.reason}"
+            pending = [i for i in left if low is None or uppers[i] > low + tol]
+            if not pending or deadline is None or deadline - time.monotonic() < self.VERTEX_RETRY_S:
+                break
         upper = max(uppers + ([best[0]] if best is not None else []))
         complete = low is not None and upper <= low + tol
         why = (f"engine: certified at the {len(order)} vertices of the input region" if complete
@@ -1825,15 +1836,22 @@ class EngineBackend:
                 rooms.append(_output_bound(sub, c, {}, c0))
             subs.append((max(rooms), sub, tuple(branches)))
         subs.sort(key=lambda t: t[0])
+        pending = [(sub, cond) for _, sub, cond in subs]
         unknown = ""
-        for n, (_, sub, cond) in enumerate(subs):
-            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0) / (len(subs) - n)
-            out = self.solve(sub, cond, timeout)
-            if out.answer is Answer.SAT:
-                return CheckOutcome(Answer.SAT, f"{out.reason} (at a vertex of the input region)", out.input,
-                                    out.layers, False, time.monotonic() - start)
-            if out.answer is Answer.UNKNOWN and not unknown:
-                unknown = f"vertex {n + 1} of {len(subs)} of the input region: {out.reason}"
+        for _ in range(self.VERTEX_ROUNDS):  # later rounds: the vertices left unknown, with the time left
+            unknown, left = "", []
+            for n, (sub, cond) in enumerate(pending):
+                timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0) / (len(pending) - n)
+                out = self.solve(sub, cond, timeout)
+                if out.answer is Answer.SAT:
+                    return CheckOutcome(Answer.SAT, f"{out.reason} (at a vertex of the input region)", out.input,
+                                        out.layers, False, time.monotonic() - start)
+                if out.answer is Answer.UNKNOWN:
+                    left.append((sub, cond))
+                    unknown = unknown or f"a vertex of the input region ({len(subs)} in all) open: {out.reason}"
+            pending = left
+            if not pending or deadline is None or deadline - time.monotonic() < self.VERTEX_RETRY_S:
+                break
         if unknown:
             return CheckOutcome(Answer.UNKNOWN, unknown, time_s=time.monotonic() - start)
         return CheckOutcome(Answer.UNSAT, f"engine: certified at the {len(subs)} vertices of the input region",

@@ -258,3 +258,20 @@ def test_branch_and_bound_goes_first_only_for_fine_perturbations() -> None:
         for zp, z in (({0: Fraction(1)}, {0: Fraction(-1)}), ({0: Fraction(-1)}, {0: Fraction(1)})):
             for shift in (Fraction(0), Fraction(-50), Fraction(7, 3)):
                 assert eng._search_first(problem, zp, z, shift) is want
+
+
+def test_a_later_call_on_the_same_objective_resumes_from_the_best_multipliers() -> None:
+    """The multipliers do not depend on the objective's constant: a second call with the same
+    coefficients starts where the first ended (one iteration gives the first call's bound,
+    shifted by the new constant, exactly); other coefficients start afresh."""
+    from smtquant.engine import tighten
+
+    net = _net(5, (2, 5, 4, 3, 1))
+    problem = tighten(_query(net, "fixed:2", [0.3, -0.7]).problem)
+    up, down = {0: Fraction(1)}, {0: Fraction(-1)}
+    cold = ThreeLayerDual(problem).bound(up, Fraction(0), iters=1)[0]
+    dual = ThreeLayerDual(problem)
+    searched = dual.bound(up, Fraction(0), iters=300)[0]
+    assert searched < cold
+    assert dual.bound(up, Fraction(5, 3), iters=1)[0] == searched + Fraction(5, 3)
+    assert dual.bound(down, Fraction(0), iters=1)[0] == ThreeLayerDual(problem).bound(down, Fraction(0), iters=1)[0]
