@@ -1898,6 +1898,7 @@ class EngineBackend:
     SEARCH_FIRST_GAP = Fraction(1, 4)
     SEARCH_FIRST_SHARE = 0.8  # of the time left, for the branch and bound
     DUAL_PROBE_SHARE = 0.1  # of the time, for the nested dual before the branch and bound goes first
+    DUAL_LOOK_SHARE = 0.15  # of a check's time left, for each branch's first look at the nested dual
 
     def _search_first(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction],
                       const: Fraction) -> bool:
@@ -1961,17 +1962,27 @@ class EngineBackend:
             if len(branch) == 1:
                 c, const = _violation_objective(branch[0], zv)
                 asked.append((_output_bound(problem, c, {}, const), branch, c, const))
-        asked.sort(key=lambda t: t[0])  # the branches with least room first: they close fastest and
-        for n, (_, branch, c, const) in enumerate(asked):  # leave their time to the others
-            atom = branch[0]
-            strict = atom.op in (">", "<")
-            upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=_part_of(deadline, 1 / (len(asked) - n)))
-            zpv = _identity_outputs(layers, x)
-            if _atom_holds(atom, zpv, zv):
-                return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
-            if upper < 0 or (strict and upper == 0):
-                continue  # certified: no violation in this branch
-            open_branches.append(branch)
+        asked.sort(key=lambda t: t[0])
+        # the nested dual: first a short look at every branch (an easy one closes there), then the
+        # branches still open share the time left, each resuming from its best multipliers
+        looks = (self.DUAL_LOOK_SHARE, None) if isinstance(dual, ThreeLayerDual) and len(asked) > 1 else (None,)
+        for look in looks:
+            left = []
+            for n, item in enumerate(asked):
+                _, branch, c, const = item
+                atom = branch[0]
+                strict = atom.op in (">", "<")
+                part = _part_of(deadline, look if look is not None else 1 / (len(asked) - n))
+                upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=part)
+                zpv = _identity_outputs(layers, x)
+                if _atom_holds(atom, zpv, zv):
+                    return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
+                if not (upper < 0 or (strict and upper == 0)):
+                    left.append(item)  # neither certified nor violated: still open
+            asked = left
+            if not asked:
+                break
+        open_branches += [item[1] for item in asked]
         if not open_branches:
             return CheckOutcome(Answer.UNSAT, "engine: certified by the dual decomposition bound"), ()
         return None, tuple(open_branches)
