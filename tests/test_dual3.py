@@ -275,3 +275,28 @@ def test_a_later_call_on_the_same_objective_resumes_from_the_best_multipliers() 
     assert searched < cold
     assert dual.bound(up, Fraction(5, 3), iters=1)[0] == searched + Fraction(5, 3)
     assert dual.bound(down, Fraction(0), iters=1)[0] == ThreeLayerDual(problem).bound(down, Fraction(0), iters=1)[0]
+
+
+def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -> None:
+    """A check asks the nested dual about each branch briefly, then again about the branches left
+    open, which resume from their multipliers. Here the first look is cut to one iteration, so
+    neither branch closes in it; the second round decides."""
+    from smtquant.engine import EngineBackend
+
+    net = _net(6, (2, 5, 4, 3, 1))
+    prop = LocalRobustness([0.3, -0.7], "logit")
+    top = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120).max_deviation.lower
+    monkeypatch.setattr(EngineBackend, "SEARCH_FIRST_GAP", Fraction(0))  # the dual first
+    calls: list = []
+    real = ThreeLayerDual.bound
+
+    def bound(self, c, const, stop_at=None, iters=None, deadline=None):  # type: ignore[no-untyped-def]
+        key = tuple(sorted(c.items()))
+        calls.append(key)
+        return real(self, c, const, stop_at=stop_at, iters=1 if calls.count(key) == 1 else iters, deadline=deadline)
+
+    monkeypatch.setattr(ThreeLayerDual, "bound", bound)
+    got = sq.check(net, "fixed:2", prop, delta=top * Fraction(102, 100), solver="engine", timeout=120)
+    assert got.status is sq.Status.ROBUST and "dual decomposition" in got.reason
+    both = {((0, Fraction(1)),), ((0, Fraction(-1)),)}
+    assert set(calls[:2]) == both and len(calls) >= 3 and calls[2] in both
