@@ -1008,24 +1008,26 @@ class Engine:
     def search(self, g: Lin, g_const: Fraction, guards: list[tuple[Lin, Fraction]], evaluate,
                deadline: float | None, *, strict: bool = True, tol: Fraction | None = None,
                lower: Fraction | None = None, node_budget: int | None = None,
-               ctx: _BoxCtx | None = None) -> SearchResult:
+               ctx: _BoxCtx | None = None, stop_above: Fraction | None = None) -> SearchResult:
         """Best-first branch and bound on f(y) = g.y + g_const over the relaxation with the guards.
 
         Decision mode (``tol`` None): stop at the first validated point with f > 0 (>= 0 if not
         strict); a node is pruned when its certified bound shows f <= 0 (< 0) everywhere in it.
         Optimization mode: stop when the certified upper bound is within ``tol`` of the best
-        validated value. ``evaluate(y)`` replays an LP point exactly and returns
-        (f at the replayed point, witness) or None when the replayed point misses a guard.
+        validated value, or (``stop_above``) at the first validated value above it.
+        ``evaluate(y)`` replays an LP point exactly and returns (f at the replayed point, witness)
+        or None when the replayed point misses a guard.
         """
         self.deadline = deadline  # every LP of this search (and its dives) stops there too
         try:
-            return self._search(g, g_const, guards, evaluate, deadline, strict, tol, lower, node_budget, ctx)
+            return self._search(g, g_const, guards, evaluate, deadline, strict, tol, lower, node_budget, ctx,
+                                stop_above)
         finally:
             self.deadline = None
 
     def _search(self, g: Lin, g_const: Fraction, guards: list[tuple[Lin, Fraction]], evaluate,
                 deadline: float | None, strict: bool, tol: Fraction | None, lower: Fraction | None,
-                node_budget: int | None, ctx: _BoxCtx | None) -> SearchResult:
+                node_budget: int | None, ctx: _BoxCtx | None, stop_above: Fraction | None = None) -> SearchResult:
         heap = [_Node(0.0, next(self.seq), {})]
         nodes = 0
         floor: Fraction | None = None
@@ -1092,6 +1094,8 @@ class Engine:
                     low = floor = got[2]  # certified elsewhere (the caller keeps its witness)
                 if tol is None and (val > 0 or (not strict and val == 0)):
                     return result(True, f"engine: witness at node {nodes}")
+                if stop_above is not None and val > stop_above:
+                    return result(False, f"engine: witness at node {nodes}")
             if tol is not None and low is not None and f_est <= float(low + tol) + slack:
                 if cert is None:
                     cert = certify() + g_const
@@ -1613,6 +1617,9 @@ class EngineBackend:
     """The exact engine as a backend: decides a condition by branch and bound per branch."""
 
     name = "engine"
+    # an UNKNOWN before the deadline means a near tie at the threshold (an LP point with every phase
+    # fixed that does not validate exactly): a caller may narrow the question (verify._exceeds_pieces)
+    unknown_is_tie = True
 
     def unsupported(self, problem: Problem) -> str | None:
         if problem.hidden_activation not in ("relu", "identity"):
@@ -1681,7 +1688,15 @@ class EngineBackend:
         verts = self._vertices(problem, guards)
         if verts is not None:
             return self._maximize_vertices(problem, verts, zp, z, const, tol, lower, deadline, observe)
-        # over an input region: best-first over input sub-boxes, each searched with a node budget
+        return self._maximize_region(problem, zp, z, const, tol, lower, deadline, z_range, observe)
+
+    def _maximize_region(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
+                         tol: Fraction, lower: Fraction | None, deadline: float | None,
+                         z_range: tuple[int, Fraction, Fraction] | None, observe=None,
+                         stop_above: Fraction | None = None) -> SearchResult:
+        """maximize over an input region: best-first over input sub-boxes (the largest bound first),
+        each searched with a node budget. ``stop_above``: return (incomplete) at the first validated
+        point above it (a check asks for one above its threshold)."""
         seq = itertools.count()
         heap: list[tuple[float, int, Problem, Fraction | None, int]] = [(0.0, next(seq), problem, None, 0)]
         closed: list[Fraction] = []
@@ -1714,11 +1729,14 @@ class EngineBackend:
             if budget is None and sub.hidden_activation in self.BOX_LP_BOUNDS:  # a small box searched
                 sub = box_lp_tighten(sub, deadline)  # to the end: LP bounds (and an LP of its own, below)
             res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget,
-                                     root=problem if budget is not None else None, observe=observe)
+                                     root=problem if budget is not None else None, observe=observe,
+                                     stop_above=stop_above)
             nodes += res.nodes
             if res.best is not None and (best is None or res.best[0] > best[0]):
                 best = res.best
                 low = best[0] if low is None or best[0] > low else low
+                if stop_above is not None and best[0] > stop_above:
+                    return SearchResult(None, best, False, nodes, res.reason)
             if res.floor is not None and (low is None or res.floor > low):
                 low = res.floor
             if res.complete:
@@ -1990,7 +2008,7 @@ class EngineBackend:
     def _maximize_box(self, problem: Problem, zp: dict[int, Fraction], z: dict[int, Fraction], const: Fraction,
                       tol: Fraction, lower: Fraction | None, deadline: float | None,
                       z_range: tuple[int, Fraction, Fraction] | None, budget: int | None,
-                      root: Problem | None = None, observe=None) -> SearchResult:
+                      root: Problem | None = None, observe=None, stop_above: Fraction | None = None) -> SearchResult:
         """Search one box: ``problem`` itself, or (``root`` given) a sub-box of ``root`` as a
         context of root's engine."""
         eng = self.engine_for(root or problem)
@@ -2017,7 +2035,7 @@ class EngineBackend:
             return _lin_value(e.coef, e.const, enc, zpv, zv), (x, layers), floor
 
         return eng.search(e.coef, e.const, guards, evaluate, deadline, tol=tol, lower=lower, node_budget=budget,
-                          ctx=ctx)
+                          ctx=ctx, stop_above=stop_above)
 
     def solve(self, problem: Problem, condition: Condition, timeout: float | None) -> CheckOutcome:
         start = time.monotonic()
@@ -2052,6 +2070,10 @@ class EngineBackend:
         at_vertices = self._solve_vertices(problem, condition, deadline, start)
         if at_vertices is not None:
             return at_vertices
+        if self.REGION_BY_MAXIMIZE:
+            by_max = self._solve_region(problem, condition, deadline, start)
+            if by_max is not None:
+                return by_max
         queue: list[tuple[Problem, int]] = [(problem, 0)]
         boxes = 0
         while queue:
@@ -2078,6 +2100,36 @@ class EngineBackend:
                     continue
                 return CheckOutcome(Answer.UNKNOWN, out.reason, time_s=time.monotonic() - start)
         return CheckOutcome(Answer.UNSAT, f"engine: certified on {boxes} input boxes", time_s=time.monotonic() - start)
+
+    # a check over an input region (strict threshold atoms, guards at most a range of one original
+    # output) runs the maximization's best-first search over input sub-boxes, branch by branch,
+    # closing boxes at the threshold and stopping at the first witness above it; False: the
+    # depth-first search over boxes below (all branches per box), the route before session 11
+    REGION_BY_MAXIMIZE = True
+
+    def _solve_region(self, problem: Problem, condition: Condition, deadline: float | None,
+                      start: float) -> CheckOutcome | None:
+        """solve over an input region as a maximization per branch: the branch holds somewhere iff
+        max f > 0 for its threshold objective f (strict atoms). None where a branch does not fit."""
+        plans = [_branch_objective(b) for b in condition]
+        if any(p is None for p in plans):
+            return None
+        todo = [p for p in plans if p is not None]
+        # the branch with the least room above its threshold first: such branches close at once,
+        # and the likely violated one gets the time they leave
+        todo.sort(key=lambda p: _output_bound(problem, p[0], p[1], p[2]))
+        reasons = []
+        for zp, z, const, z_range in todo:
+            res = self._maximize_region(problem, zp, z, const, _ZERO, _ZERO, deadline, z_range, stop_above=_ZERO)
+            if res.best is not None and res.best[0] > 0:
+                x_w, layers_w = cast("tuple[Any, Any]", res.best[1])
+                return CheckOutcome(Answer.SAT, res.reason, x_w, layers_w, False, time.monotonic() - start)
+            if not res.complete or (res.upper is not None and res.upper > 0):
+                why = res.reason if not res.complete else "engine: a bound above the threshold did not close"
+                return CheckOutcome(Answer.UNKNOWN, why, time_s=time.monotonic() - start)
+            reasons.append(res.reason)
+        return CheckOutcome(Answer.UNSAT, "; ".join(dict.fromkeys(reasons)) or "engine: unsat",
+                            time_s=time.monotonic() - start)
 
     def _solve_box(self, problem: Problem, condition: Condition, deadline: float | None,
                    budget: int | None, root: Problem | None = None) -> CheckOutcome:
@@ -2121,6 +2173,28 @@ class EngineBackend:
             reason = res.reason
             last_reason = reason
         return CheckOutcome(Answer.UNSAT, last_reason or "engine: unsat", time_s=time.monotonic() - start)
+
+
+def _branch_objective(branch: tuple[Atom, ...]) -> tuple[dict[int, Fraction], dict[int, Fraction], Fraction,
+                                                       tuple[int, Fraction, Fraction] | None] | None:
+    """(zp, z, const, z_range): the branch holds exactly where sum(zp[k] z'_k) + sum(z[k] z_k) +
+    const > 0 with z_k in z_range = (k, a, b); None unless the main atom is strict and the guards
+    are absent or are exactly a <= z_k <= b."""
+    *guard_atoms, main = branch
+    if main.op not in (">", "<"):
+        return None
+    z_range = None
+    if guard_atoms:
+        if len(guard_atoms) != 2 or any(a.zp or len(a.z) != 1 or a.z[0][1] != 1 for a in guard_atoms):
+            return None
+        ops = {a.op: a for a in guard_atoms}
+        if set(ops) != {">=", "<="} or ops[">="].z[0][0] != ops["<="].z[0][0]:
+            return None
+        z_range = (ops[">="].z[0][0], ops[">="].const, ops["<="].const)
+    sign = 1 if main.op == ">" else -1
+    zp = _sum_pairs([(k, sign * c) for k, c in main.zp])
+    z = _sum_pairs([(k, sign * c) for k, c in main.z])
+    return zp, z, -sign * main.const, z_range
 
 
 def _violation_objective(atom: Atom, zv: Sequence[Fraction]) -> tuple[dict[int, Fraction], Fraction]:

@@ -368,6 +368,15 @@ class Query:
                     done.append(piece)
                     continue
                 if wit is None:  # timeout or solver unknown
+                    a, b = piece
+                    rem = self.remaining()
+                    if (getattr(self.effective_backend, "unknown_is_tie", False) and b - a >= MIN_PIECE
+                            and (rem is None or rem > 0)):
+                        # before the deadline the engine's unknown is a near tie at the piece's threshold:
+                        # each half has a threshold of its own; the other pieces go first
+                        mid = (a + b) / 2
+                        queue[:0] = [(a, mid), (mid, b)]
+                        continue
                     queue.append(piece)
                     return ans, best, reason
                 if best is None or wit.deviation[0] > best.deviation[0]:
