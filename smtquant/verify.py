@@ -38,6 +38,7 @@ from .threads import one_blas_thread
 __all__ = ["check", "check_local", "check_global", "resolve_model", "resolve_box", "Query"]
 
 MIN_PIECE = Fraction(1, 2**40)  # narrowest z-piece before a global confidence query gives up
+TIE_SPLITS = 1024  # halvings of tied z-pieces per question (the engine's unknown before the deadline)
 
 
 def resolve_model(model: Network | str | Path, *, trust: bool = False) -> tuple[Network, str | None]:
@@ -357,6 +358,7 @@ class Query:
         queue = list(self.pieces)
         done: list[Interval] = []
         best: Witness | None = None
+        ties = 0
         try:
             while queue:
                 piece = queue.pop()
@@ -371,9 +373,10 @@ class Query:
                     a, b = piece
                     rem = self.remaining()
                     if (getattr(self.effective_backend, "unknown_is_tie", False) and b - a >= MIN_PIECE
-                            and (rem is None or rem > 0)):
+                            and (rem is None or rem > 0) and ties < TIE_SPLITS):
                         # before the deadline the engine's unknown is a near tie at the piece's threshold:
                         # each half has a threshold of its own; the other pieces go first
+                        ties += 1
                         mid = (a + b) / 2
                         queue[:0] = [(a, mid), (mid, b)]
                         continue

@@ -142,3 +142,19 @@ def test_global_confidence_pieces_are_halved_where_the_engine_reports_a_tie(monk
     monkeypatch.setattr(EngineBackend, "unknown_is_tie", False)
     v = sq.check(net, "fixed:4", prop, up + Fraction(1, 10**5), solver="engine", timeout=120)
     assert v.status is sq.Status.UNKNOWN
+
+
+def test_tie_halvings_are_capped_when_every_piece_stays_unknown(monkeypatch) -> None:
+    net = sq.load_model(MODELS / "moons_relu.json")
+    calls = []
+
+    def always_tied(self, problem, condition, timeout):
+        calls.append(condition)
+        return CheckOutcome(Answer.UNKNOWN, "engine: an LP point with all phases fixed did not validate")
+
+    monkeypatch.setattr(EngineBackend, "solve", always_tied)
+    monkeypatch.setattr(sq.verify.Query, "attack", lambda self: None)
+    monkeypatch.setattr(sq.verify, "TIE_SPLITS", 5)
+    v = sq.check(net, "fixed:4", GlobalRobustness(REGION, "confidence"), 0.3, solver="engine")  # no deadline
+    assert v.status is sq.Status.UNKNOWN and "did not validate" in v.reason
+    assert len(calls) == 5 + 1
