@@ -1617,8 +1617,9 @@ class EngineBackend:
     """The exact engine as a backend: decides a condition by branch and bound per branch."""
 
     name = "engine"
-    # an UNKNOWN before the deadline means a near tie at the threshold (an LP point with every phase
-    # fixed that does not validate exactly): a caller may narrow the question (verify._exceeds_pieces)
+    # an UNKNOWN before the deadline is mostly a near tie at the threshold (an LP point with every
+    # phase fixed that does not validate exactly; rarely an LP failure): a caller may narrow the
+    # question and ask again, a bounded number of times (verify._exceeds_pieces, TIE_SPLITS)
     unknown_is_tie = True
 
     def unsupported(self, problem: Problem) -> str | None:
