@@ -76,6 +76,8 @@ class ThreeLayerDual:
     ITERS = 20000
     STALL = 400  # iterations over which the float bound must keep improving, else a restart
     RESTARTS = 3  # restarts in a row without that improvement, then the search stops
+    PHASE = 1 / 3  # of a call's time to its deadline: the restart with the margin reset (bound)
+    PHASE_MIN_S = 30.0  # calls with less time get no such restart (it slows their first descent)
 
     @staticmethod
     def applies(problem: Problem) -> bool:
@@ -195,6 +197,14 @@ class ThreeLayerDual:
         target = None if stop_at is None else float(stop_at) - 1e-9 * (1.0 + abs(float(stop_at)))
         history = [best_v]
         since, stalls = 0, 0  # the iteration of the last restart; stalls in a row
+        # a call with at least PHASE_MIN_S seconds: one restart at the best multipliers after PHASE
+        # of its time, with the margin set from the gap then. The first steps aim far below (they
+        # move the multipliers a long way), the later ones close to the gap left (session 12: 7x
+        # less gap after 60 s on a 3 x 64 fixed:6 maximum). In shorter calls (a check's looks at
+        # its branches) the restart came before the descent was done and slowed it
+        now = time.monotonic()
+        window = None if deadline is None else deadline - now
+        phase_at = None if window is None or window < self.PHASE_MIN_S else now + self.PHASE * window
         for it in range(self.ITERS if iters is None else iters):
             if it:
                 v, ci, s_sel, pos = dual(lam, mu)
@@ -204,8 +214,15 @@ class ThreeLayerDual:
                 v = v0
             if target is not None and best_v <= target:
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic() if deadline is not None else 0.0
+            if deadline is not None and now > deadline:
                 break
+            if phase_at is not None and now > phase_at:
+                phase_at = None
+                lam, mu = best_lam.copy(), best_mu.copy()
+                margin = 0.1 * max(best_v - ref, 1e-12)
+                since, history = it + 1, [best_v]
+                continue
             if it % 100 == 99:
                 history.append(best_v)
                 back = self.STALL // 100

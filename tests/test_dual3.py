@@ -300,3 +300,35 @@ def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -
     assert got.status is sq.Status.ROBUST and "dual decomposition" in got.reason
     both = {((0, Fraction(1)),), ((0, Fraction(-1)),)}
     assert set(calls[:2]) == both and len(calls) >= 3 and calls[2] in both
+
+
+def test_the_restart_after_a_third_of_the_time_keeps_the_bound_and_helps(monkeypatch) -> None:
+    """The one restart at PHASE of a call's time (from the best multipliers, with the margin set
+    from the gap then; PHASE_MIN_S lowered to 0 here), on a clock that ticks once per reading:
+    on a tiny net the bound still meets
+    the maximum over every vertex; on a 2-4-4-3-1 net, with the same number of iterations, it
+    ends lower than without the restart (PHASE = 2: never before the deadline), and above its
+    own witness's exact value. A call shorter than PHASE_MIN_S takes the path without it."""
+    import smtquant.dual3 as dual3
+
+    def run(q: Query, phase: float, deadline: float, min_s: float) -> tuple[Fraction, float]:
+        clock = iter(range(10**9))
+        monkeypatch.setattr(dual3.time, "monotonic", lambda: next(clock) * 1e-3)
+        dual = ThreeLayerDual(q.problem)
+        monkeypatch.setattr(dual, "PHASE", phase)
+        monkeypatch.setattr(dual, "PHASE_MIN_S", min_s)
+        monkeypatch.setattr(dual, "STALL", 10**9)  # no stall: the clock alone ends the search
+        upper, (xw, layers) = dual.bound({0: Fraction(1)}, Fraction(0), deadline=deadline)
+        zp = dyadic_forward(layers, xw, "identity")
+        assert zp is not None
+        return upper, float(zp[0])
+
+    tiny = _query(_net(1, (2, 2, 2, 2, 1)), "fixed:2", [0.6, -0.3])
+    upper, _ = run(tiny, 1 / 3, 0.3, 0.0)
+    assert float(upper) >= _vertex_max(tiny, {0: Fraction(1)}) - 1e-9
+    q = _query(_net(1, (2, 4, 4, 3, 1)), "fixed:1", [0.6, -0.3])
+    with_restart, witness = run(q, 1 / 3, 1.0, 0.0)
+    without, _ = run(q, 2.0, 1.0, 0.0)
+    assert witness <= float(with_restart) < float(without)
+    # a call shorter than PHASE_MIN_S gets no restart: the same path as without
+    assert run(q, 1 / 3, 1.0, 30.0)[0] == without
