@@ -1982,8 +1982,10 @@ class EngineBackend:
                 c, const = _violation_objective(branch[0], zv)
                 asked.append((_output_bound(problem, c, {}, const), branch, c, const))
         asked.sort(key=lambda t: t[0])
-        # the nested dual: first a short look at every branch (an easy one closes there), then the
-        # branches still open share the time left, each resuming from its best multipliers
+        # the nested dual: first a short look at every branch but the last (an easy one closes
+        # there), the last one all the time left in one call (the dual's search gains from long
+        # calls, see ThreeLayerDual.PHASE); then the branches still open share the time left, each
+        # resuming from its best multipliers
         looks = (self.DUAL_LOOK_SHARE, None) if isinstance(dual, ThreeLayerDual) and len(asked) > 1 else (None,)
         for look in looks:
             left = []
@@ -1991,7 +1993,7 @@ class EngineBackend:
                 _, branch, c, const = item
                 atom = branch[0]
                 strict = atom.op in (">", "<")
-                part = _part_of(deadline, look if look is not None else 1 / (len(asked) - n))
+                part = _part_of(deadline, look if look is not None and n < len(asked) - 1 else 1 / (len(asked) - n))
                 upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=part)
                 zpv = _identity_outputs(layers, x)
                 if _atom_holds(atom, zpv, zv):
