@@ -5,6 +5,7 @@ against an independent evaluation of the unreduced dual in Fractions, and inside
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -279,8 +280,9 @@ def test_a_later_call_on_the_same_objective_resumes_from_the_best_multipliers() 
 
 def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -> None:
     """A check asks the nested dual about each branch briefly, then again about the branches left
-    open, which resume from their multipliers. Here the first look is cut to one iteration, so
-    neither branch closes in it; the second round decides."""
+    open, which resume from their multipliers; the last branch's first call gets all the time
+    left. Here every first call is cut to one iteration, so neither branch closes in it; the
+    second round decides."""
     from smtquant.engine import EngineBackend
 
     net = _net(6, (2, 5, 4, 3, 1))
@@ -290,9 +292,12 @@ def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -
     calls: list = []
     real = ThreeLayerDual.bound
 
+    windows: list = []
+
     def bound(self, c, const, stop_at=None, iters=None, deadline=None):  # type: ignore[no-untyped-def]
         key = tuple(sorted(c.items()))
         calls.append(key)
+        windows.append(deadline - time.monotonic())
         return real(self, c, const, stop_at=stop_at, iters=1 if calls.count(key) == 1 else iters, deadline=deadline)
 
     monkeypatch.setattr(ThreeLayerDual, "bound", bound)
@@ -300,6 +305,8 @@ def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -
     assert got.status is sq.Status.ROBUST and "dual decomposition" in got.reason
     both = {((0, Fraction(1)),), ((0, Fraction(-1)),)}
     assert set(calls[:2]) == both and len(calls) >= 3 and calls[2] in both
+    # the first branch's look gets DUAL_LOOK_SHARE (15%) of the time, the last branch all that is left
+    assert windows[0] < 0.2 * 120 and windows[1] > 0.8 * 120
 
 
 def test_the_restart_after_a_third_of_the_time_keeps_the_bound_and_helps(monkeypatch) -> None:
