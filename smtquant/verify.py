@@ -4,6 +4,7 @@ then the solver; every witness is re-checked by an exact forward pass before it 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -53,7 +54,23 @@ def resolve_box(net: Network, scheme: Scheme | ParameterBox | str) -> tuple[Para
             raise PropertyError(f"the parameter box is for a {scheme.network.sizes} network, not {net.sizes}.")
         return scheme, scheme.label or "box"
     sch = parse_scheme(scheme) if isinstance(scheme, str) else scheme
-    return sch.box(net), sch.spec
+    key = (id(net), sch.spec)
+    with _BOXES_LOCK:
+        hit = _BOXES.get(key)
+    if hit is None or hit[0] is not net:
+        hit = (net, sch.box(net))
+        with _BOXES_LOCK:
+            _BOXES[key] = hit
+            while len(_BOXES) > _BOXES_KEPT:
+                del _BOXES[next(iter(_BOXES))]
+    return hit[1], sch.spec
+
+
+# the last few boxes built (a network and its box are immutable, so a repeated query on the same
+# network object and scheme shares one box and its cached doubles); each entry keeps its network
+_BOXES: dict[tuple[int, str], tuple[Network, ParameterBox]] = {}
+_BOXES_KEPT = 4
+_BOXES_LOCK = threading.Lock()
 
 
 def _clamp(v: Fraction, lo: Fraction, hi: Fraction) -> Fraction:
@@ -234,8 +251,14 @@ class Query:
         sign = [(v > 0) - (v < 0) for v in x]
         sgn = np.array([float(v) for v in sign])
         xf = np.array([float(v) for v in x])
-        ends_f = np.stack([xf @ fw1 + fb1 + s * (np.abs(xf) @ fe1 + ff1) for s in (1.0, -1.0)])  # float64, to choose
+        rad_f = np.abs(xf) @ fe1 + ff1
+        ends_f = np.stack([xf @ fw1 + fb1 + s * rad_f for s in (1.0, -1.0)])  # float64, to choose
+        dead = np.zeros(len(fb1), dtype=bool)
         if relu:
+            # off at both ends, with a margin far above float64's rounding: h = 0 whichever end, so
+            # the ends tie exactly and need no exact look (exact_choice would pick 1 as well)
+            scale = np.abs(xf) @ np.abs(fw1) + np.abs(fb1) + rad_f
+            dead = ends_f.max(axis=0) < -1e-9 * scale
             ends_f = np.maximum(ends_f, 0.0)
 
         def exact_choice(j: int, k: int, direction: int) -> int:
@@ -247,14 +270,15 @@ class Query:
                 vals.append(direction * w2[j][k] * h + e2[j][k] * abs(h))
             return 1 if vals[0] >= vals[1] else -1
 
-        best: Witness | None = None
+        xs = tuple(x)  # a point of the inputs (its bounds are [x, x])
+        top: tuple[Interval, list[tuple[np.ndarray, np.ndarray]]] | None = None
         for k in range(len(b2)):
             for direction in (1, -1):  # maximize, then minimize, output k
                 # unit j's best end s, and its weight to output k at the end t = sign(direction * h):
                 # direction * (w + t e) * h = direction * w * h + e * |h|
                 vals = direction * fw2[:, k] * ends_f + fe2[:, k] * np.abs(ends_f)
                 s_end = np.where(vals[0] >= vals[1], 1.0, -1.0)
-                close = np.abs(vals[0] - vals[1]) <= 1e-9 * (np.abs(vals[0]) + np.abs(vals[1])) + 1e-300
+                close = (np.abs(vals[0] - vals[1]) <= 1e-9 * (np.abs(vals[0]) + np.abs(vals[1])) + 1e-300) & ~dead
                 for j in np.nonzero(close)[0]:  # a near tie: decided exactly
                     s_end[j] = exact_choice(int(j), k, direction)
                 h_end = np.where(s_end > 0, ends_f[0], ends_f[1])
@@ -265,10 +289,10 @@ class Query:
                 w2p[:, k] += t_end * fe2[:, k]
                 b2p = fb2.copy()
                 b2p[k] += direction * ff2[k]
-                wit = self.validate(x, [(w1p, b1p), (w2p, b2p)])  # type: ignore[list-item]
-                if best is None or wit.deviation[0] > best.deviation[0]:
-                    best = wit
-        return best
+                got = self._doubles_deviation(xs, [(w1p, b1p), (w2p, b2p)])  # type: ignore[list-item]
+                if got is not None and (top is None or got[0][0] > top[0][0]):
+                    top = got  # exact Fractions only for the best one, at the end
+        return None if top is None else _exact_witness(xs, *top)
 
     def identity_witness(self) -> Witness:
         """theta' = theta: deviation 0, the trivial lower end of every certified interval."""

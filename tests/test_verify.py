@@ -316,6 +316,40 @@ def test_interval_witness_breaks_near_ties_exactly() -> None:
     assert wit.deviation[0] == max(hi - z, z - lo)
 
 
+def test_interval_witness_with_units_off_at_both_ends_attains_the_maximum_exactly() -> None:
+    """ReLU units off at both ends of their interval (by a margin far above float64's rounding)
+    skip the exact tie-break, since h = 0 at either end; units at the edge are decided as before.
+    At x = 0 each pre-activation is b +- eps_b: unit 0 is far off, unit 1's upper end is exactly
+    0, unit 2's is 2^-50 (its bias radius is 1/32 + 2^-50; its output weight is negative, so
+    maximizing wants h = 0 there) and unit 3 lies across 0. The witness attains the maximum exactly."""
+    from _nets import closed_form_output_range
+
+    eps = Fraction(1, 32)
+    net = sq.Network.from_lists([[[0.5, -0.25, 0.75, 1.0], [0.125, 0.5, -1.0, 0.25]],
+                                 [[1.0], [-0.5], [-2.0], [0.75]]], [[-1.0, -1 / 32, -1 / 32, 0.0], [0.0625]],
+                                "relu", "identity")
+    box = sq.ParameterBox.from_arrays(net, [np.full((2, 4), eps), np.full((4, 1), eps)],
+                                      [np.array([eps, eps, eps + Fraction(1, 2**50), eps]), np.array([eps])])
+    q = Query(net, box, LocalRobustness([0.0, 0.0], "logit"), get_backend("engine"), None)
+    wit = q.interval_witness()
+    assert wit is not None
+    lo, hi = closed_form_output_range(net, box, [Fraction(0), Fraction(0)])
+    z = Fraction(1, 16)  # at theta every hidden unit gives h = 0 (unit 3's pre-activation is 0)
+    assert wit.deviation[0] == max(hi - z, z - lo) > eps
+
+
+def test_resolve_box_shares_the_box_of_one_network_object_and_scheme() -> None:
+    from smtquant.verify import resolve_box
+
+    net = sq.load_model(MODELS / "moons_relu.json")
+    twin = sq.load_model(MODELS / "moons_relu.json")  # equal parameters, another object
+    box, spec = resolve_box(net, "fixed:4")
+    assert spec == "fixed:4" and resolve_box(net, sq.parse_scheme("fixed:4"))[0] is box
+    assert resolve_box(twin, "fixed:4")[0] is not box and resolve_box(net, "fixed:6")[0] is not box
+    assert resolve_box(net, "fixed:6")[0].weights == sq.parse_scheme("fixed:6").box(net).weights
+    assert box.weights == sq.parse_scheme("fixed:4").box(net).weights
+
+
 def test_interval_witness_applies_only_where_the_interval_bound_is_exact() -> None:
     deep = sq.load_model(MODELS / "moons_relu_8x8.json")
     shallow = sq.load_model(MODELS / "moons_relu.json")
