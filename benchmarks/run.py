@@ -341,8 +341,10 @@ Outcome = tuple[dict[str, Any], float]  # (summary, wall seconds measured by the
 Steps = Generator[tuple[Call, str | None], Outcome, None]
 
 
-def task_steps(task: Task, solvers: Sequence[str], limit: float, emit: Callable[[dict[str, Any]], None]) -> Steps:
-    """The queries of one triple, in order; each yields (call, delta_rule) and receives its outcome."""
+def task_steps(task: Task, solvers: Sequence[str], limit: float, emit: Callable[[dict[str, Any]], None],
+               quantify: bool = True) -> Steps:
+    """The queries of one triple, in order; each yields (call, delta_rule) and receives its outcome.
+    Without ``quantify`` the last query (the quantify to 1e-6) is left out."""
     cal = Call("delta", "engine", limit, tolerance=CALIBRATION_TOLERANCE)
     out, wall = yield cal, None
     delta, rule = choose_delta(out.get("lower"), out.get("upper"))
@@ -354,6 +356,8 @@ def task_steps(task: Task, solvers: Sequence[str], limit: float, emit: Callable[
             call = Call("check", s, limit, delta=delta)
             out, wall = yield call, rule
             emit(make_row(task, call, out, wall, rule))
+    if not quantify:
+        return
     q = Call("quantify", "engine", limit, tolerance=QUANTIFY_TOLERANCE)
     out, wall = yield q, None
     emit(make_row(task, q, out, wall, None))
@@ -378,6 +382,7 @@ class Runner:
     limit: float
     jobs: int = 1
     grace: float | None = None  # seconds past the limit before the watchdog kills a query
+    quantify: bool = True  # False: no quantify query per triple (--no-quantify)
     sink: Callable[[dict[str, Any]], None] | None = None
     progress: Callable[[str], None] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -440,14 +445,14 @@ class Runner:
         return out, wall
 
     def run(self, tasks: Sequence[Task]) -> list[dict[str, Any]]:
-        self.expected = len(tasks) * (2 + len(self.solvers))
+        self.expected = len(tasks) * (1 + self.quantify + len(self.solvers))
         pending = deque(tasks)
         running: list[_Running] = []
         try:
             while pending or running:
                 while pending and len(running) < max(1, self.jobs):
                     task = pending.popleft()
-                    steps = task_steps(task, self.solvers, self.limit, self._emit)
+                    steps = task_steps(task, self.solvers, self.limit, self._emit, self.quantify)
                     running.append(self._launch(task, steps, next(steps)))
                 timeout = max(0.0, min(r.kill_at for r in running) - time.monotonic())
                 ready = wait([r.conn for r in running], timeout=timeout)
@@ -640,6 +645,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--schemes", default=None, help="comma-separated schemes (default fixed:4,fixed:6,fixed:8)")
     ap.add_argument("--points", type=int, default=None, help=f"local points per network (default {N_POINTS})")
     ap.add_argument("--models", default=None, help="comma-separated network names to keep (e.g. moons_relu,gen_relu_16)")
+    ap.add_argument("--no-quantify", dest="quantify", action="store_false",
+                    help="leave out the quantify query of each triple (only the calibration and the checks)")
     args = ap.parse_args(argv)
     if args.limit <= 0:
         ap.error("--limit must be > 0")
@@ -706,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fh.write(json.dumps(row) + "\n")
             fh.flush()
 
-        runner = Runner(args.solvers, args.limit, args.jobs, sink=sink,
+        runner = Runner(args.solvers, args.limit, args.jobs, quantify=args.quantify, sink=sink,
                         progress=lambda line: print(line, file=sys.stderr, flush=True))
         interrupted = False
         previous = signal.signal(signal.SIGTERM, _terminate)  # clean up query processes on SIGTERM too

@@ -77,6 +77,16 @@ def test_quick_like_run_writes_complete_rows(bench, tmp_path):
     assert "same status wherever both decide" in table
 
 
+@pytest.mark.timeout(60)
+def test_no_quantify_leaves_out_the_quantify_query(bench):
+    lines: list[str] = []
+    runner = bench.Runner(("engine",), 10.0, quantify=False, progress=lines.append)
+    rows = runner.run(_tiny_tasks(bench)[:1])
+    assert [(r["kind"], r["solver"]) for r in rows] == [("delta", "engine"), ("check", "engine")]
+    assert runner.expected == 2 and lines[-1].startswith("[2/2] ")
+    assert bench.parse_args(["--no-quantify"]).quantify is False and bench.parse_args([]).quantify is True
+
+
 def test_par2_on_hand_made_rows(bench):
     def row(solver, status, t, point=0, limit=10.0):
         return {"network": "n", "architecture": "2-4-1", "n_params": 17, "property": "local", "point": point,
