@@ -923,11 +923,12 @@ class Engine:
         return signs
 
     def dive(self, g: Lin, guards: list[tuple[Lin, Fraction]], y: np.ndarray, phases: dict[int, int],
-             ctx: _BoxCtx | None, evaluate, rounds: int = 6):
+             ctx: _BoxCtx | None, evaluate, rounds: int = 6, worth=None):
         """A primal heuristic: fix every free neuron to its phase at the point replayed from y and
         solve that LP, which is then exact up to float error (no relaxation left), so its point
         replays to about its value; then flip the neurons its optimum leaves at zero and solve
-        again while that improves. Yields what ``evaluate`` returns for each LP point."""
+        again while that improves. Yields what ``evaluate`` returns for each LP point (only for the
+        points ``worth(y)`` accepts, if given: the exact replay is the costly part)."""
         signs = self.point_signs(y)
         implied = (ctx or self.root_ctx).implied
         fixed = dict(phases)
@@ -942,7 +943,7 @@ class Engine:
             if status != "ok" or f2 <= best + 1e-9 * (1.0 + abs(f2)):
                 return
             best = f2
-            got = evaluate(y2)
+            got = evaluate(y2) if worth is None or worth(y2) else None
             if got is not None:
                 yield got
             flips = 0
@@ -1046,6 +1047,13 @@ class Engine:
             upper = max(ups) if ups else None
             return SearchResult(upper, best, complete, nodes, reason, floor)
 
+        def worth(y_: np.ndarray) -> bool:
+            """Is the float64 replay of the LP point y_ near or above what the search keeps (0 in
+            decision mode, else the best value so far)? Only then is it replayed exactly."""
+            threshold = 0.0 if tol is None else (float(low + tol / 4) if low is not None else -math.inf)
+            v = self.replay_value(y_, g, g_const)
+            return v > threshold - 1e-7 * (1.0 + abs(v))
+
         while heap:
             if deadline is not None and time.monotonic() > deadline:
                 return result(False, f"timeout after {nodes} nodes")
@@ -1079,9 +1087,12 @@ class Engine:
                     closed_max = max(closed_max, cert) if closed_max is not None else cert
                     continue
             bound_here = cert if node.bound is None or (cert is not None and cert < node.bound) else node.bound
-            threshold = 0.0 if tol is None else (float(low + tol / 4) if low is not None else -math.inf)
-            first = [evaluate(y)] if self.replay_value(y, g, g_const) > threshold - slack else []
-            dive = self.dive(g, guards, y, node.phases, ctx, evaluate) if nodes == 1 or nodes % self.DIVE_EVERY == 0 else ()
+
+            first = [evaluate(y)] if worth(y) else []
+            # (in decision mode every dive point is replayed: one below 0 may still be the best
+            # witness an unknown answer carries)
+            dive = (self.dive(g, guards, y, node.phases, ctx, evaluate, worth=worth if tol is not None else None)
+                    if nodes == 1 or nodes % self.DIVE_EVERY == 0 else ())
             for got in itertools.chain(first, dive):
                 if got is None:
                     continue

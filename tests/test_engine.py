@@ -346,6 +346,44 @@ def test_a_floor_from_the_observer_closes_nodes_and_is_reported(monkeypatch) -> 
     assert seen and all(len(a) == 4 for a in seen)
 
 
+@pytest.mark.parametrize("kind", ["local", "global"])
+def test_dive_points_below_the_floor_are_not_replayed_exactly(monkeypatch, kind: str) -> None:
+    """An optimizing search replays a dive's LP point exactly only if its float64 replay is near
+    or above the best value so far: with the true maximum as the floor, the search takes the same
+    nodes to the same bound as when it replays every dive point, with fewer exact replays."""
+    from smtquant.engine import EngineBackend
+
+    net = tiny_net(6, "relu", (2, 6, 6, 6, 1)) if kind == "local" else tiny_net(4, "relu", (2, 6, 6, 1))
+    prop = LocalRobustness([0.4, -0.3], "logit") if kind == "local" else GlobalRobustness([[-0.5, 0.5], [-0.2, 1]], "logit")
+    v = sq.quantify(net, "fixed:1", prop, solver="engine", tolerance=1e-6, timeout=120)
+    assert v.status is sq.Status.ROBUST
+    q = Query(net, sq.parse_scheme("fixed:1").box(net), prop, get_backend("engine"), None)
+    tol = Fraction(1, 10**6)
+    replays = {"filtered": 0, "all": 0}
+    mode = ["filtered"]
+    replay, dive = Engine.replay, Engine.dive
+
+    def counted(self, y):  # type: ignore[no-untyped-def]
+        replays[mode[0]] += 1
+        return replay(self, y)
+
+    monkeypatch.setattr(Engine, "replay", counted)
+    results = {}
+    for m in ("filtered", "all"):
+        mode[0] = m
+        if m == "all":  # the dive as before: every point replayed
+            monkeypatch.setattr(Engine, "dive", lambda self, *a, worth=None, **k: dive(self, *a, **k))
+        got = []
+        for s in (Fraction(1), Fraction(-1)):
+            zp, z, const = ({0: s}, {}, -s * q.z_point[0]) if kind == "local" else ({0: s}, {0: -s}, Fraction(0))
+            res = EngineBackend().maximize(q.problem, zp, z, const, tol, v.max_deviation.lower, 60)
+            assert res.complete and res.upper <= v.max_deviation.upper + tol
+            got.append((res.nodes, res.upper))
+        results[m] = got
+    assert results["filtered"] == results["all"]
+    assert replays["filtered"] < replays["all"]
+
+
 @pytest.mark.parametrize(("act", "kind"), [("identity", "local"), ("relu", "local"), ("identity", "global"),
                                            ("relu", "global")])
 def test_a_dive_fixes_every_phase_and_beats_the_point_it_starts_from(act: str, kind: str) -> None:
