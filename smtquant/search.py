@@ -274,6 +274,30 @@ def _sigmoid_gain_bound(delta: Fraction, a: Fraction, b: Fraction, up: bool) -> 
     return sigmoid_bounds(z)[1] - sigmoid_bounds(z - delta)[0]
 
 
+# the tolerance of check's search by optimization: it stops once its bound or its witness decides
+# delta, so the tolerance only ends a search whose interval has closed around delta itself
+_DECIDE_TOL = Fraction(1, 2**60)
+
+
+def decide_by_optimization(q: Query, d: Fraction, best: Witness | None) -> tuple[Answer, Witness | None, str] | None:
+    """check's route for global confidence with a logistic output where the backend optimizes
+    (the engine): quantify's best-first search over pieces of the original output's range, stopped
+    as soon as its bound is at most ``d`` or its witness above it. ``best``: a validated witness to
+    start from (or None). None where the route does not apply."""
+    optimizer = getattr(q.effective_backend, "maximize", None)
+    if optimizer is None or q.local or not uses_sigmoid_threshold(q.net, q.metric) or q.unsupported():
+        return None
+    start = best if best is not None else q.identity_witness()
+    found, upper, stop = _quantify_pieces_by_optimization(q, optimizer, start, q.upper_bound(), _DECIDE_TOL, d)
+    if found.deviation[0] > d:
+        return Answer.SAT, found, "engine: a witness of the search over pieces of the output range"
+    if upper <= d:
+        return Answer.UNSAT, None, (f"engine: D <= {float(upper):.9g} on every piece of the output range "
+                                    f"(best-first over {len(q.initial_pieces())} pieces and their halves)")
+    return Answer.UNKNOWN, found, (f"max deviation in [{float(found.deviation[0]):.9g}, {float(upper):.9g}] "
+                                   f"(search stopped: {stop or 'converged around delta'})")
+
+
 def _quantify_pieces_by_optimization(q: Query, optimizer, best: Witness, upper: Fraction, tol: Fraction,
                                      d: Fraction | None) -> tuple[Witness, Fraction, str]:
     """Global confidence with a logistic output, by optimization. On a piece a <= z <= b of the

@@ -470,7 +470,15 @@ def check(model: Network | str | Path, scheme: Scheme | ParameterBox | str, prop
         wit = q.attack()
         if wit is not None and wit.deviation[0] > d:
             return verdict(Status.VIOLATED, "a witness found by search over the box vertices, validated exactly", wit)
-        ans, wit, reason = q.exceeds(d)
+        from .search import decide_by_optimization  # noqa: PLC0415 - search imports this module
+
+        decided = decide_by_optimization(q, d, wit)  # global logistic confidence on the engine
+        if decided is not None and (decided[0] is not Answer.UNKNOWN or q.expired()):
+            ans, wit, reason = decided
+        else:
+            ans, wit, reason = q.exceeds(d)
+            if decided is not None:
+                reason = f"{decided[2]}; then {reason}"
         if ans is Answer.SAT:
             return verdict(Status.VIOLATED, f"{reason}; witness validated exactly", wit)
         if ans is Answer.UNSAT:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import smtquant as sq
+import smtquant.search as search
 from smtquant.backends.base import Answer, CheckOutcome
 from smtquant.engine import EngineBackend, _branch_objective
 from smtquant.properties import Atom, GlobalRobustness, Metric, violation_condition
@@ -120,6 +121,7 @@ def test_a_violated_region_check_stops_at_the_first_witness_above_the_threshold(
 
 
 def test_global_confidence_pieces_are_halved_where_the_engine_reports_a_tie(monkeypatch) -> None:
+    """The threshold route over pieces (check's fallback after the search by optimization)."""
     net = sq.load_model(MODELS / "moons_relu.json")
     prop = GlobalRobustness(REGION, "confidence")
     q = sq.quantify(net, "fixed:4", prop, solver="engine", tolerance=1e-3, timeout=120)
@@ -136,12 +138,31 @@ def test_global_confidence_pieces_are_halved_where_the_engine_reports_a_tie(monk
         return real(self, problem, condition, timeout)
 
     monkeypatch.setattr(EngineBackend, "solve", tie_on_wide_pieces)
+    monkeypatch.setattr(search, "decide_by_optimization", lambda *a: None)  # straight to the fallback
     v = sq.check(net, "fixed:4", prop, up + Fraction(1, 10**5), solver="engine", timeout=120)
     assert v.status is sq.Status.ROBUST, v.reason
     assert max(widths) > Fraction(1, 2) >= min(widths)
     monkeypatch.setattr(EngineBackend, "unknown_is_tie", False)
     v = sq.check(net, "fixed:4", prop, up + Fraction(1, 10**5), solver="engine", timeout=120)
     assert v.status is sq.Status.UNKNOWN
+
+
+def test_a_global_confidence_check_on_the_engine_searches_like_quantify() -> None:
+    """Global confidence with a logistic output: check runs quantify's best-first search over
+    pieces of the output range, stopped once delta is decided. Below the certified lower end it
+    finds a witness (validated exactly, within the interval), above the upper end it proves."""
+    net = sq.load_model(MODELS / "moons_relu.json")
+    prop = GlobalRobustness(REGION, "confidence")
+    q = sq.quantify(net, "fixed:4", prop, solver="engine", tolerance=1e-3, timeout=120)
+    assert q.status is sq.Status.ROBUST, q.reason
+    lo, up = q.max_deviation.lower, q.max_deviation.upper
+    below = sq.check(net, "fixed:4", prop, lo * Fraction(99, 100), solver="engine", timeout=120)
+    above = sq.check(net, "fixed:4", prop, up * Fraction(101, 100), solver="engine", timeout=120)
+    assert below.status is sq.Status.VIOLATED and above.status is sq.Status.ROBUST, (below.reason, above.reason)
+    assert lo * Fraction(99, 100) < below.witness.deviation[0] <= up
+    assert "witness of the search over pieces" in below.reason and "best-first" in above.reason  # not the threshold route
+    z3_query = sq.verify.Query(net, sq.parse_scheme("fixed:4").box(net), prop, sq.backends.get_backend("z3"), None)
+    assert search.decide_by_optimization(z3_query, lo, None) is None  # z3 has no maximize: the threshold route
 
 
 def test_tie_halvings_are_capped_when_every_piece_stays_unknown(monkeypatch) -> None:
@@ -153,6 +174,7 @@ def test_tie_halvings_are_capped_when_every_piece_stays_unknown(monkeypatch) -> 
         return CheckOutcome(Answer.UNKNOWN, "engine: an LP point with all phases fixed did not validate")
 
     monkeypatch.setattr(EngineBackend, "solve", always_tied)
+    monkeypatch.setattr(search, "decide_by_optimization", lambda *a: None)  # the fallback route
     monkeypatch.setattr(sq.verify.Query, "attack", lambda self: None)
     monkeypatch.setattr(sq.verify, "TIE_SPLITS", 5)
     v = sq.check(net, "fixed:4", GlobalRobustness(REGION, "confidence"), 0.3, solver="engine")  # no deadline
