@@ -278,15 +278,42 @@ def _sigmoid_gain_bound(delta: Fraction, a: Fraction, b: Fraction, up: bool) -> 
 # delta, so the tolerance only ends a search whose interval has closed around delta itself
 _DECIDE_TOL = Fraction(1, 2**60)
 
+# Before that search, check looks for a violation through the threshold route (one condition per
+# piece, ``Query.exceeds``) for this share of its time (LOOK_S seconds without a deadline). The
+# threshold route stops at its first violating point, often at its first nodes, where the search
+# needs its pieces bounded first (session 13: moons_relu_8x8 fixed:6, a witness in 0.8 s against
+# 5.6 s); the search proves a bound faster. 0 turns the look off.
+LOOK_SHARE = 0.1
+LOOK_S = 6.0
+
+
+def _threshold_look(q: Query, d: Fraction) -> tuple[Answer, Witness | None, str]:
+    """``q.exceeds(d)`` stopped after LOOK_SHARE of the time left (its answer, whatever it is, is
+    sound: a witness validated exactly, or a proof)."""
+    saved = q.deadline
+    rem = q.remaining()
+    q.deadline = time.monotonic() + (LOOK_S if rem is None else LOOK_SHARE * max(rem, 0.0))
+    try:
+        return q.exceeds(d)
+    finally:
+        q.deadline = saved
+
 
 def decide_by_optimization(q: Query, d: Fraction, best: Witness | None) -> tuple[Answer, Witness | None, str] | None:
     """check's route for global confidence with a logistic output where the backend optimizes
-    (the engine): quantify's best-first search over pieces of the original output's range, stopped
-    as soon as its bound is at most ``d`` or its witness above it. ``best``: a validated witness to
-    start from (or None). None where the route does not apply."""
+    (the engine): a short look through the threshold route (``LOOK_SHARE``), then quantify's
+    best-first search over pieces of the original output's range, stopped as soon as its bound is
+    at most ``d`` or its witness above it. ``best``: a validated witness to start from (or None).
+    None where the route does not apply."""
     optimizer = getattr(q.effective_backend, "maximize", None)
     if optimizer is None or q.local or not uses_sigmoid_threshold(q.net, q.metric) or q.unsupported():
         return None
+    if LOOK_SHARE > 0:
+        ans, wit, reason = _threshold_look(q, d)
+        if ans is not Answer.UNKNOWN:
+            return ans, wit, reason
+        if wit is not None and (best is None or wit.deviation[0] > best.deviation[0]):
+            best = wit
     start = best if best is not None else q.identity_witness()
     found, upper, stop = _quantify_pieces_by_optimization(q, optimizer, start, q.upper_bound(), _DECIDE_TOL, d)
     if found.deviation[0] > d:

@@ -147,10 +147,11 @@ def test_global_confidence_pieces_are_halved_where_the_engine_reports_a_tie(monk
     assert v.status is sq.Status.UNKNOWN
 
 
-def test_a_global_confidence_check_on_the_engine_searches_like_quantify() -> None:
+def test_a_global_confidence_check_on_the_engine_searches_like_quantify(monkeypatch) -> None:
     """Global confidence with a logistic output: check runs quantify's best-first search over
     pieces of the output range, stopped once delta is decided. Below the certified lower end it
     finds a witness (validated exactly, within the interval), above the upper end it proves."""
+    monkeypatch.setattr(search, "LOOK_SHARE", 0)  # the search alone, without the threshold look
     net = sq.load_model(MODELS / "moons_relu.json")
     prop = GlobalRobustness(REGION, "confidence")
     q = sq.quantify(net, "fixed:4", prop, solver="engine", tolerance=1e-3, timeout=120)
@@ -163,6 +164,44 @@ def test_a_global_confidence_check_on_the_engine_searches_like_quantify() -> Non
     assert "witness of the search over pieces" in below.reason and "best-first" in above.reason  # not the threshold route
     z3_query = sq.verify.Query(net, sq.parse_scheme("fixed:4").box(net), prop, sq.backends.get_backend("z3"), None)
     assert search.decide_by_optimization(z3_query, lo, None) is None  # z3 has no maximize: the threshold route
+
+
+def test_a_global_confidence_check_looks_through_the_threshold_route_first(monkeypatch) -> None:
+    """Before the search over pieces, check gives the threshold route (which stops at its first
+    violating point) LOOK_SHARE of the time left, and keeps its answer when it has one."""
+    prop = GlobalRobustness(REGION, "confidence")
+    monkeypatch.setattr(sq.verify.Query, "attack", lambda self: None)  # so that a route must find the witness
+    budgets = []
+    real = sq.verify.Query.exceeds
+
+    def spy(self, t):
+        budgets.append(self.remaining())
+        return real(self, t)
+
+    deep = sq.load_model(MODELS / "moons_relu_8x8.json")  # here the threshold route finds one at once
+    q = sq.quantify(deep, "fixed:6", prop, solver="engine", tolerance=1e-3, timeout=120)
+    lo, up = q.max_deviation.lower, q.max_deviation.upper
+    assert q.status is sq.Status.ROBUST, q.reason
+    monkeypatch.setattr(sq.verify.Query, "exceeds", spy)
+    below = sq.check(deep, "fixed:6", prop, lo * Fraction(99, 100), solver="engine", timeout=100)
+    assert below.status is sq.Status.VIOLATED, below.reason
+    assert lo * Fraction(99, 100) < below.witness.deviation[0] <= up
+    assert "witness at node" in below.reason  # the threshold route's witness: the search never ran
+    assert len(budgets) == 1 and budgets[0] <= 0.1 * 100 + 1e-6
+    # where the look decides nothing, the search gets the rest of the time and proves
+    net = sq.load_model(MODELS / "moons_relu.json")
+    q = sq.quantify(net, "fixed:4", prop, solver="engine", tolerance=1e-3, timeout=120)
+    up = q.max_deviation.upper
+    budgets.clear()
+    monkeypatch.setattr(sq.verify.Query, "exceeds",
+                        lambda self, t: (budgets.append(self.remaining()), (Answer.UNKNOWN, None, "looked"))[1])
+    above = sq.check(net, "fixed:4", prop, up * Fraction(101, 100), solver="engine", timeout=100)
+    assert above.status is sq.Status.ROBUST and "best-first" in above.reason, above.reason
+    assert len(budgets) == 1 and budgets[0] <= 10 + 1e-6
+    # without a deadline the look has LOOK_S seconds
+    budgets.clear()
+    sq.check(net, "fixed:4", prop, up * Fraction(101, 100), solver="engine")
+    assert budgets == [pytest.approx(search.LOOK_S, abs=0.5)]
 
 
 def test_tie_halvings_are_capped_when_every_piece_stays_unknown(monkeypatch) -> None:
