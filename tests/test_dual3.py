@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import smtquant as sq
+from smtquant import dual3
 from smtquant.backends import get_backend
 from smtquant.dual3 import ThreeLayerDual
 from smtquant.exact import dyadic_forward
@@ -339,3 +340,45 @@ def test_the_restart_after_a_third_of_the_time_keeps_the_bound_and_helps(monkeyp
     assert witness <= float(with_restart) < float(without)
     # a call shorter than PHASE_MIN_S gets no restart: the same path as without
     assert run(q, 1 / 3, 1.0, 30.0)[0] == without
+
+
+def _gain_sums_numpy(A, mu, tw, UpV, UmV):  # type: ignore[no-untyped-def]
+    W = np.where((A >= 0)[..., None], UpV[None, None, :, None, :], UmV[None, None, :, None, :])
+    return np.maximum(A[..., None] * W + (mu * tw)[:, :, :, None, :], 0.0).sum(-1)
+
+
+def _gain_args(rng: np.random.Generator, K: int, M: int, N: int):  # type: ignore[no-untyped-def]
+    U, V = rng.normal(size=(M, N)), rng.normal(size=(M, N)) * 0.2
+    return (rng.normal(size=(K, 2, M, 2)), rng.normal(size=(K, 2, M, N)) * 0.3, np.abs(rng.normal(size=N)),
+            U + V, U - V)
+
+
+def test_the_loop_form_of_the_gain_sums_is_the_numpy_form() -> None:
+    """The loops numba compiles (run here as plain Python) compute what the numpy path does."""
+    rng = np.random.default_rng(0)
+    for K, M, N in ((1, 1, 1), (3, 4, 5), (2, 6, 3)):
+        args = _gain_args(rng, K, M, N)
+        out = np.empty((K, 2, M, 2))
+        dual3._gain_sums_py(*args, out)
+        assert np.allclose(out, _gain_sums_numpy(*args), rtol=1e-12, atol=1e-12)
+
+
+def test_the_compiled_gain_sums_and_the_numpy_path_give_the_same_bounds(monkeypatch) -> None:
+    pytest.importorskip("numba")
+    compiled = dual3._gain_sums()
+    assert compiled is not None
+    rng = np.random.default_rng(1)
+    args = _gain_args(rng, 64, 64, 64)  # the 3 x 64 suite net's shapes
+    out = np.empty((64, 2, 64, 2))
+    compiled(*args, out)
+    assert np.allclose(out, _gain_sums_numpy(*args), rtol=1e-12, atol=1e-10)
+    q = _query(_net(1, (2, 2, 2, 2, 1)), "fixed:2", [0.6, -0.3])  # 2^19 vertices
+    c = {0: Fraction(-1)}
+    top = _vertex_max(q, c)
+    fast = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=1)[0]
+    long_fast = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=300)[0]
+    monkeypatch.setattr(dual3, "_GAINS", [None])  # numba absent: the numpy path
+    plain = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=1)[0]
+    long_plain = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=300)[0]
+    assert fast == plain  # the same multipliers (zero) evaluated exactly
+    assert min(long_fast, long_plain) >= top - 1e-9 and float(long_fast) == pytest.approx(float(long_plain), abs=1e-6)
