@@ -47,8 +47,8 @@ _ZERO = Fraction(0)
 # The float search's inner sum, sum_i max(0, A U_mi + |A| V_mi + mu_kami t_i) for every copy and
 # corner (k, a, m, s), is about 10^6 terms per step. numpy makes five passes over a 10^6 array for
 # it; with numba installed (``pip install smtquant[fast]``) one compiled loop does it, 8x faster,
-# which makes each step about 1.5x faster (session 14: 2 of the 4 open 3 x 64 identity checks of
-# the benchmark decided). Only the multipliers' search uses it: the bound is evaluated exactly.
+# which makes each step about 1.5x faster (session 14, in-process: 2 of the 4 3 x 64 identity checks
+# the benchmark left open decided). Only the multipliers' search uses it: the bound is evaluated exactly.
 _GAINS: list = []  # [the compiled loop, or None without numba]; filled on first use
 
 
