@@ -59,7 +59,13 @@ def _gain_sums():
         except ImportError:
             _GAINS.append(None)
         else:
-            _GAINS.append(numba.njit(cache=False)(_gain_sums_py))
+            compiled = numba.njit(cache=False)(_gain_sums_py)
+            try:  # compiled here, on a tiny case: a numba that cannot compile it leaves numpy in use
+                one = np.ones((1, 1, 1, 1))
+                compiled(one, one, np.ones(1), np.ones((1, 1)), np.ones((1, 1)), np.empty((1, 1, 1, 1)))
+            except Exception:  # noqa: BLE001 - any failure of the optional compiler
+                compiled = None
+            _GAINS.append(compiled)
     return _GAINS[0]
 
 
