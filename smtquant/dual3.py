@@ -30,6 +30,7 @@ a layer the bound meets the maximum over all vertices of the box in most directi
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from fractions import Fraction
@@ -38,7 +39,7 @@ import numpy as np
 
 from .backends.base import Problem
 from .dual import _sign, first_layer_range
-from .exact import ExactLayer
+from .exact import ExactLayer, identity_outputs
 
 __all__ = ["ThreeLayerDual"]
 
@@ -130,9 +131,12 @@ class ThreeLayerDual:
     def applies(problem: Problem) -> bool:
         return problem.hidden_activation == "identity" and len(problem.layers) == 4 and problem.fixed_input
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, ends: dict[int, int] | None = None) -> None:
+        """``ends``: first-layer units fixed at an end of their range (0: the lower, 1: the upper),
+        a node of the branch and bound over those ends (the maximum lies at one of them)."""
         assert self.applies(problem)
         self.problem = problem
+        self.ends = dict(ends or {})
         (w1, b1), (w2, b2), (w3, b3), (w4, b4) = problem.layers
         e2, e3, e4 = problem.box.weights[1:]
         f2, f3, f4 = problem.box.biases[1:]
@@ -141,6 +145,8 @@ class ThreeLayerDual:
         n, m = len(b1), len(b2)
         lo = [c - r for c, r in zip(c1, r1)]
         hi = [c + r for c, r in zip(c1, r1)]
+        for i, end in self.ends.items():
+            lo[i] = hi[i] = hi[i] if end else lo[i]
         self.lo, self.hi = lo, hi
         t = [b - a for a, b in zip(lo, hi)]
         W2 = np.array(w2, dtype=object)  # (n, m)
@@ -170,6 +176,8 @@ class ThreeLayerDual:
         self.W3_f = fl(np.array(w3, dtype=object))  # (m, k)
         self.E3_f = fl(np.array(e3, dtype=object))
         self._warm: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # objective -> its best multipliers
+        self._trees: dict[tuple, _Tree] = {}  # objective -> its search tree (search)
+        self.last_frac = np.full(n, 0.5)
         self.B3_f, self.F3_f = fl(np.array(b3, dtype=object)), fl(np.array(f3, dtype=object))
         self.pts_f = np.stack([fl(lo_a), fl(np.array(hi, dtype=object))])  # (2, n)
 
@@ -190,16 +198,19 @@ class ThreeLayerDual:
 
     # -- the float search ----------------------------------------------------------------
     def bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
-              iters: int | None = None, deadline: float | None = None
+              iters: int | None = None, deadline: float | None = None, phase: bool = True
               ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
         """(an exact upper bound on c.z' + const over the box, a witness (x, theta') whose value the
         caller computes exactly). The multipliers' search stops once the float bound is at most
         ``stop_at``, when it stalls, at ``iters`` iterations or at ``deadline`` (time.monotonic());
         the bound is valid wherever it stops. A later call with the same ``c`` starts from the best
-        multipliers found so far (they do not depend on ``const``)."""
+        multipliers found so far (they do not depend on ``const``). ``phase``: the restart after
+        PHASE of the time (see below). Sets last_iters (iterations done), last_converged (the
+        search stalled or met a zero subgradient) and last_reached (the float bound reached
+        ``stop_at``)."""
         K, M, N = self.k, self.m, self.n
-        if deadline is not None:  # the exact evaluation at the end takes about 1 s per 10^6 gains
-            deadline -= 1.5e-6 * K * M * N * 4
+        if deadline is not None:  # keep the time of the exact evaluation at the end
+            deadline -= self._exact_s()
         a, k0 = self._pieces(c)
         base = const + k0
         beta = self._beta(a)
@@ -259,7 +270,8 @@ class ThreeLayerDual:
         # its branches) the restart came before the descent was done and slowed it
         now = time.monotonic()
         window = None if deadline is None else deadline - now
-        phase_at = None if window is None or window < self.PHASE_MIN_S else now + self.PHASE * window
+        phase_at = None if not phase or window is None or window < self.PHASE_MIN_S else now + self.PHASE * window
+        self.last_converged, it = False, 0
         for it in range(self.ITERS if iters is None else iters):
             if it:
                 v, ci, s_sel, pos = dual(lam, mu)
@@ -287,6 +299,7 @@ class ThreeLayerDual:
                     else:  # restart at the best multipliers, aiming at half the gap left
                         stalls += 1
                         if stalls > self.RESTARTS:
+                            self.last_converged = True
                             break
                         lam, mu = best_lam.copy(), best_mu.copy()
                         margin = 0.5 * max(best_v - ref, 1e-12)
@@ -299,15 +312,23 @@ class ThreeLayerDual:
             g_sel = u1 - u1.mean(axis=1, keepdims=True)
             nrm = float((g_lam * g_lam).sum() + (g_sel * g_sel).sum())
             if nrm < 1e-20:
+                self.last_converged = True
                 break  # a zero subgradient: these multipliers minimize the dual
             goal = best_v - margin / (1.0 + (it - since) / 50.0)
             step = max(v - goal, 1e-12) / nrm
             lam -= step * g_lam
             mu[kk, ci] -= step * g_sel
         self._warm[key] = (best_lam, best_mu)
+        self.last_iters = it + 1
+        self.last_reached = target is not None and best_v <= target  # (the exact bound may still miss it)
         upper = self._exact_dual(a, beta, base, best_lam, best_mu)
         ci, s_sel, pos = best_pick
+        self.last_frac = pos.reshape(-1, self.n).mean(axis=0)  # the copies' share at h_i (search's branching)
         return upper, self._witness(c, a, self._vote(pos), ci)
+
+    def _exact_s(self) -> float:
+        """The time kept for bound's exact evaluation: about 1 s per 10^6 gains, with room."""
+        return 1.5e-6 * self.k * self.m * self.n * 4
 
     def _vote(self, pos: np.ndarray) -> np.ndarray:
         """u1 as end indices (0: l, 1: h): the majority over the copies' maximizers."""
@@ -370,6 +391,97 @@ class ThreeLayerDual:
             total += max(beta[k, j] + Fraction(int(tau[k, j]), dP) for j in range(2))
         return total
 
+    # -- the branch and bound over the first layer's ends ----------------------------------
+    # The maximum lies at a vertex of the first layer's box, so fixing u1_i at l_i and at h_i
+    # splits the box into two that together hold it; each child's dual no longer relaxes u1_i
+    # (its copies cannot disagree on it). On the suite's 3 x 64 identity net (local 0 fixed:4,
+    # session 15) one such split took the bound from 27.127 to 27.050 in 8 s per child, where the
+    # same 16 s resuming the root's search reached 27.075.
+    ROOT_ITERS = (2400, 2400)  # the root's iterations: a first call, then (resumed, margin reset) up to the total
+    NODE_ITERS = 800  # every other node's iterations before it is split
+    MAX_NODES = 128  # nodes per objective; then the search stops (each keeps 2 MB of multipliers)
+
+    def search(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
+               deadline: float | None = None, tol: Fraction = _ZERO, decide: bool = False
+               ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
+        """(an exact upper bound on c.z' + const over the box, the best witness (x, theta') found),
+        from a best-first branch and bound over the first layer's ends with ``bound`` at each node.
+        A node closes once its bound is at most the threshold: ``stop_at`` if ``decide`` (a check:
+        the search also stops at the first witness above it), else max(stop_at, the best witness's
+        value) + ``tol`` (a maximization). A node is split once its multipliers' search has run
+        its iterations (ROOT_ITERS, NODE_ITERS) or converged; until then the best-first order
+        resumes it. Nothing depends on how the time is cut into calls: a later call with the same
+        ``c`` resumes the tree (a node closed at a higher threshold reopens). It stops when no node
+        is open, at ``deadline``, or at MAX_NODES nodes."""
+        key = tuple(sorted(c.items()))
+        fresh = key not in self._trees
+        tree = self._trees.setdefault(key, _Tree())
+        stop_rel = None if stop_at is None else stop_at - const
+
+        def threshold() -> Fraction | None:  # relative to const
+            if decide:
+                return stop_rel
+            best = None if tree.best is None else tree.best[0]
+            known = [v for v in (stop_rel, best) if v is not None]
+            return max(known) + tol if known else None
+
+        def run(node: _Node | None, ends: dict[int, int], iters: int, parent: _Node | None) -> None:
+            dual = self if not ends else ThreeLayerDual(self.problem, ends)
+            if node is not None or parent is not None:
+                warm = (node or parent).warm  # type: ignore[union-attr]
+                dual._warm[key] = (warm[0].astype(float), warm[1].astype(float))
+            thr = threshold()
+            upper, wit = dual.bound(c, const, stop_at=None if thr is None else const + thr, iters=iters,
+                                    deadline=deadline, phase=False)
+            upper -= const
+            bounds = [upper] + [n.upper for n in (node, parent) if n is not None]  # each holds over this box
+            if node is None:
+                node = _Node(ends, min(bounds), dual.last_frac, dual._warm[key],
+                             self.ROOT_ITERS[1] if not ends else self.NODE_ITERS)
+                tree.count += 1
+            else:
+                node.upper, node.frac = min(bounds), dual.last_frac
+                node.warm = _Node.compact(dual._warm[key])
+            node.done += dual.last_iters
+            node.stalled, node.reached = dual.last_converged, dual.last_reached
+            tree.add(node, self._value(c, wit), wit)
+
+        if fresh:
+            run(None, {}, self.ROOT_ITERS[0], None)
+        else:
+            tree.reopen(threshold())
+        while True:
+            tree.close(threshold())
+            if decide and tree.best is not None and stop_rel is not None and tree.best[0] > stop_rel:
+                break
+            if not tree.open or (deadline is not None and time.monotonic() > deadline - self._exact_s()):
+                break
+            node = tree.pop()
+            if not node.ripe():  # its multipliers' search goes on
+                run(node, node.ends, node.budget - node.done, None)
+                continue
+            unit = self._branch_unit(node)
+            if unit is None or tree.count + 2 > self.MAX_NODES:
+                tree.stuck.append(node)  # nothing left to split, or no room
+                continue
+            for end in (0, 1):
+                run(None, {**node.ends, unit: end}, self.NODE_ITERS, node)
+        assert tree.best is not None
+        return const + tree.upper(), tree.best[1]
+
+    def _value(self, c: dict[int, Fraction], witness: tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]
+               ) -> Fraction:
+        zp = identity_outputs(witness[1], witness[0])
+        return sum((co * zp[o] for o, co in c.items()), _ZERO)
+
+    def _branch_unit(self, node: _Node) -> int | None:
+        """The first-layer unit on whose end the node's copies disagree most (ties: the widest
+        range); None if every unit is fixed."""
+        free = [i for i in range(self.n) if i not in node.ends and self.t_f[i] > 0]
+        if not free:
+            return None
+        return max(free, key=lambda i: (min(node.frac[i], 1.0 - node.frac[i]), self.t_f[i]))
+
     # -- the witness ---------------------------------------------------------------------
     def _witness(self, c: dict[int, Fraction], a: np.ndarray, idx: np.ndarray,
                  ci: np.ndarray) -> tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]:
@@ -410,3 +522,70 @@ class ThreeLayerDual:
         b4p = [b4[o] + _sign(c.get(o, _ZERO)) * f4[o] for o in range(len(b4))]
         return tuple(x), ((w1p, b1p), (w2p, b2p), (w3p, b3p), (w4p, b4p))
 
+
+
+class _Node:
+    """A node of ThreeLayerDual.search: the first-layer units fixed at an end, an exact bound on
+    the objective minus its constant over the node's box, its copies' shares at h_i, its best
+    multipliers (float32: they only start later searches), its iterations (budget, done), and
+    how its last search ended (stalled; reached the threshold it was given)."""
+
+    __slots__ = ("ends", "upper", "frac", "warm", "budget", "done", "stalled", "reached")
+
+    def __init__(self, ends: dict[int, int], upper: Fraction, frac: np.ndarray,
+                 warm: tuple[np.ndarray, np.ndarray], budget: int) -> None:
+        self.ends, self.upper, self.frac = ends, upper, frac
+        self.warm = self.compact(warm)
+        self.budget, self.done, self.stalled, self.reached = budget, 0, False, False
+
+    def ripe(self) -> bool:
+        """Ready to split: its iterations done, its search stalled, or its float bound at the
+        threshold while the exact one is not (more steps would not help)."""
+        return self.done >= self.budget or self.stalled or self.reached
+
+    @staticmethod
+    def compact(warm: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return warm[0].astype(np.float32), warm[1].astype(np.float32)
+
+
+class _Tree:
+    """The nodes of one objective's search: open (a heap, highest bound first), closed (bound at
+    most the threshold when closed), stuck (nothing to split), and the best witness."""
+
+    def __init__(self) -> None:
+        self.open: list[tuple[float, int, _Node]] = []
+        self.closed: list[_Node] = []
+        self.stuck: list[_Node] = []
+        self.best: tuple[Fraction, tuple] | None = None
+        self.count = 0  # nodes made
+        self._seq = 0  # the heap's tie-break
+
+    def add(self, node: _Node, value: Fraction, witness: tuple) -> None:
+        """(Re-)enter a node just bounded, and its witness."""
+        self._push(node)
+        if self.best is None or value > self.best[0]:
+            self.best = (value, witness)
+
+    def pop(self) -> _Node:
+        return heapq.heappop(self.open)[2]
+
+    def close(self, thr: Fraction | None) -> None:
+        if thr is None:
+            return
+        self.closed += [item[2] for item in self.open if item[2].upper <= thr]
+        self.open = [item for item in self.open if item[2].upper > thr]
+        heapq.heapify(self.open)
+
+    def reopen(self, thr: Fraction | None) -> None:
+        again = [n for n in self.closed if thr is None or n.upper > thr]
+        self.closed = [n for n in self.closed if n not in again]
+        for n in again:
+            n.reached = False  # a lower threshold now: its search may go on
+            self._push(n)
+
+    def _push(self, node: _Node) -> None:
+        self._seq += 1
+        heapq.heappush(self.open, (-float(node.upper), self._seq, node))
+
+    def upper(self) -> Fraction:
+        return max(n.upper for n in [item[2] for item in self.open] + self.closed + self.stuck)

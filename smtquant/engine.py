@@ -38,7 +38,8 @@ from .backends.base import Answer, CheckOutcome, Problem
 from .bounds import LayerBounds
 from .dual import TwoLayerDual
 from .dual3 import ThreeLayerDual
-from .exact import ExactLayer, Interval, dyadic_forward, forward_enclosure
+from .exact import ExactLayer, Interval
+from .exact import identity_outputs as _identity_outputs
 from .properties import Atom, Condition
 from .vertices import HalfSpace, region_vertices
 from .zonotope import Zonotope, affine_bounds, centre_arrays
@@ -1958,7 +1959,10 @@ class EngineBackend:
             return None
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
-        upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
+        if isinstance(dual, ThreeLayerDual):  # its branch and bound over the first layer's ends
+            upper, (x, layers) = dual.search(dict(zp), c, stop_at=lower, deadline=deadline, tol=tol)
+        else:
+            upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
         floor = observe(x, layers, zpv, zv) if observe is not None else None
@@ -2005,7 +2009,10 @@ class EngineBackend:
                 atom = branch[0]
                 strict = atom.op in (">", "<")
                 part = _part_of(deadline, look if look is not None and n < len(asked) - 1 else 1 / (len(asked) - n))
-                upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=part)
+                if isinstance(dual, ThreeLayerDual):  # its branch and bound, resumed by later calls
+                    upper, (x, layers) = dual.search(c, const, stop_at=_ZERO, deadline=part, decide=True)
+                else:
+                    upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=part)
                 zpv = _identity_outputs(layers, x)
                 if _atom_holds(atom, zpv, zv):
                     return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
@@ -2277,14 +2284,6 @@ def _first_order_change(problem: Problem, zp: dict[int, Fraction]) -> float:
         change += float(np.abs(hs[li]) @ ew[li] @ np.abs(g)) + float(eb[li] @ np.abs(g))
         g = ws[li] @ g
     return change
-
-
-def _identity_outputs(layers: Sequence[ExactLayer], x: Sequence[Fraction]) -> list[Fraction]:
-    """The exact outputs of an identity network (integers where every number is dyadic)."""
-    out = dyadic_forward(layers, x, "identity")
-    if out is None:
-        out = [lo for lo, _ in forward_enclosure(layers, x, "identity")]  # exact for identity units
-    return out
 
 
 def _atom_holds(a: Atom, zp: Sequence[Fraction], z: Sequence[Fraction]) -> bool:

@@ -25,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "dyadic_forward",
+    "identity_outputs",
     "Interval",
     "ExactLayer",
     "to_fraction",
@@ -325,3 +326,11 @@ def forward_enclosure(
             new.append((lo, hi))
         h = new
     return h
+
+
+def identity_outputs(layers: Sequence[ExactLayer], x: Sequence[Fraction]) -> list[Fraction]:
+    """The exact outputs of an identity network."""
+    out = dyadic_forward(layers, x, "identity")
+    if out is None:
+        out = [lo for lo, _ in forward_enclosure(layers, x, "identity")]  # exact for identity units
+    return out

@@ -281,9 +281,9 @@ def test_a_later_call_on_the_same_objective_resumes_from_the_best_multipliers() 
 
 def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -> None:
     """A check asks the nested dual about each branch briefly, then again about the branches left
-    open, which resume from their multipliers; the last branch's first call gets all the time
-    left. Here every first call is cut to one iteration, so neither branch closes in it; the
-    second round decides."""
+    open, which resume their search trees; the last branch's first call gets all the time left.
+    Here every first call is cut to its deadline's passing at once (the root's bound then makes
+    one step), so neither branch closes in it; the second round decides."""
     from smtquant.engine import EngineBackend
 
     net = _net(6, (2, 5, 4, 3, 1))
@@ -291,17 +291,19 @@ def test_a_check_looks_at_every_branch_then_resumes_the_open_ones(monkeypatch) -
     top = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120).max_deviation.lower
     monkeypatch.setattr(EngineBackend, "SEARCH_FIRST_GAP", Fraction(0))  # the dual first
     calls: list = []
-    real = ThreeLayerDual.bound
+    real = ThreeLayerDual.search
 
     windows: list = []
 
-    def bound(self, c, const, stop_at=None, iters=None, deadline=None):  # type: ignore[no-untyped-def]
+    def search(self, c, const, stop_at=None, deadline=None, tol=Fraction(0), decide=False):  # type: ignore[no-untyped-def]
         key = tuple(sorted(c.items()))
         calls.append(key)
         windows.append(deadline - time.monotonic())
-        return real(self, c, const, stop_at=stop_at, iters=1 if calls.count(key) == 1 else iters, deadline=deadline)
+        first = calls.count(key) == 1
+        return real(self, c, const, stop_at=stop_at, deadline=time.monotonic() if first else deadline, tol=tol,
+                    decide=decide)
 
-    monkeypatch.setattr(ThreeLayerDual, "bound", bound)
+    monkeypatch.setattr(ThreeLayerDual, "search", search)
     got = sq.check(net, "fixed:2", prop, delta=top * Fraction(102, 100), solver="engine", timeout=120)
     assert got.status is sq.Status.ROBUST and "dual decomposition" in got.reason
     both = {((0, Fraction(1)),), ((0, Fraction(-1)),)}
@@ -382,3 +384,117 @@ def test_the_compiled_gain_sums_and_the_numpy_path_give_the_same_bounds(monkeypa
     long_plain = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=300)[0]
     assert fast == plain  # the same multipliers (zero) evaluated exactly
     assert min(long_fast, long_plain) >= top - 1e-9 and float(long_fast) == pytest.approx(float(long_plain), abs=1e-6)
+
+
+def _corner_max(dual: ThreeLayerDual, c: dict[int, Fraction]) -> Fraction:
+    """The exact maximum of c.z' over the box, by enumeration: u1 over the corners of its box and
+    u2 over the ends of its intervals (the objective is convex in each layer's pre-activations
+    given the one before), the last two layers in closed form (each u3_k and output weight at its
+    best end, independently)."""
+    (w1, b1), (w2, b2), (w3, b3), (w4, b4) = dual.problem.layers
+    _, e2, e3, e4 = dual.problem.box.weights
+    _, f2, f3, f4 = dual.problem.box.biases
+    n, m, kn = dual.n, dual.m, dual.k
+    const = sum((co * b4[o] + abs(co) * f4[o] for o, co in c.items()), Fraction(0))
+    pieces = [(sum((co * w4[k][o] for o, co in c.items()), Fraction(0)),
+               sum((abs(co) * e4[k][o] for o, co in c.items()), Fraction(0))) for k in range(kn)]
+    top = None
+    for ends1 in range(1 << n):
+        u1 = [dual.hi[i] if ends1 >> i & 1 else dual.lo[i] for i in range(n)]
+        cen2 = [b2[j] + sum((w2[i][j] * u1[i] for i in range(n)), Fraction(0)) for j in range(m)]
+        rad2 = [f2[j] + sum((e2[i][j] * abs(u1[i]) for i in range(n)), Fraction(0)) for j in range(m)]
+        for ends2 in range(1 << m):
+            u2 = [cen2[j] + (rad2[j] if ends2 >> j & 1 else -rad2[j]) for j in range(m)]
+            val = const
+            for k in range(kn):
+                cen = b3[k] + sum((w3[j][k] * u2[j] for j in range(m)), Fraction(0))
+                rad = f3[k] + sum((e3[j][k] * abs(u2[j]) for j in range(m)), Fraction(0))
+                w, e = pieces[k]
+                val += max(a * (cen + s * rad) for a in (w + e, w - e) for s in (1, -1))
+            top = val if top is None or val > top else top
+    assert top is not None
+    return top
+
+
+def test_the_corner_enumeration_is_the_vertex_maximum() -> None:
+    """The reference the search's tests use against brute force over every parameter vertex."""
+    q = _query(_net(1, (2, 2, 2, 2, 1)), "fixed:2", [0.6, -0.3])
+    dual = ThreeLayerDual(q.problem)
+    for s in (1, -1):
+        assert float(_corner_max(dual, {0: Fraction(s)})) == pytest.approx(_vertex_max(q, {0: Fraction(s)}), abs=1e-9)
+
+
+def _value(c: dict[int, Fraction], witness) -> Fraction:  # type: ignore[no-untyped-def]
+    x, layers = witness
+    zp = dyadic_forward(layers, x, "identity")
+    assert zp is not None
+    return sum((co * zp[o] for o, co in c.items()), Fraction(0))
+
+
+@pytest.mark.parametrize(("seed", "sizes", "scheme"), [
+    (0, (2, 4, 4, 3, 1), "fixed:1"), (1, (2, 4, 4, 3, 1), "fixed:1"), (2, (2, 5, 4, 3, 1), "fixed:1"),
+    (3, (2, 4, 5, 3, 1), "fixed:2"),
+])
+def test_the_search_over_first_layer_ends_is_sound_and_tighter_than_its_root(seed: int, sizes, scheme: str,
+                                                                            monkeypatch) -> None:
+    """With few iterations per node (so that nodes split), the search's bound lies above the
+    exact maximum (corner enumeration) and its witness below, and it is never above the bound
+    of its root alone (the same iterations); where the root's bound does not meet its witness,
+    the splits make it tighter."""
+    q = _query(_net(seed, sizes), scheme, [0.45, -0.2])
+    monkeypatch.setattr(ThreeLayerDual, "ROOT_ITERS", (40, 40))
+    monkeypatch.setattr(ThreeLayerDual, "NODE_ITERS", 20)
+    tighter = 0
+    for s in (1, -1):
+        c = {0: Fraction(s)}
+        shift = Fraction(-7, 3)  # the constant moves every value alike
+        top = _corner_max(ThreeLayerDual(q.problem), c) + shift
+        root, _ = ThreeLayerDual(q.problem).bound(c, shift, iters=40, phase=False)
+        dual = ThreeLayerDual(q.problem)
+        upper, witness = dual.search(c, shift)
+        tree = dual._trees[tuple(sorted(c.items()))]
+        assert shift + _value(c, witness) <= top <= upper <= root
+        assert tree.count > 1 or upper == top  # it split, or the root's bound met its witness
+        tighter += upper < root
+    assert tighter >= 1
+
+
+def test_the_search_closes_at_its_threshold_and_stops_at_a_witness_above_it(monkeypatch) -> None:
+    """A check (decide): a threshold above the root's bound closes the root; one below some
+    witness stops at once with that witness (nothing split). A maximization reopens a node closed
+    at a higher threshold in a later call, and with tolerance 0 ends within the root's bound."""
+    q = _query(_net(0, (2, 4, 4, 3, 1)), "fixed:1", [0.45, -0.2])
+    monkeypatch.setattr(ThreeLayerDual, "ROOT_ITERS", (40, 40))
+    monkeypatch.setattr(ThreeLayerDual, "NODE_ITERS", 20)
+    c = {0: Fraction(1)}
+    key = tuple(sorted(c.items()))
+    top = _corner_max(ThreeLayerDual(q.problem), c)
+    root, _ = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=40, phase=False)
+    high = ThreeLayerDual(q.problem)
+    upper, _ = high.search(c, Fraction(0), stop_at=root + 1, decide=True)
+    assert upper <= root + 1 and high._trees[key].count == 1 and not high._trees[key].open
+    low = ThreeLayerDual(q.problem)
+    upper, witness = low.search(c, Fraction(0), stop_at=top - 100, decide=True)
+    assert _value(c, witness) > top - 100 and low._trees[key].count == 1
+    # maximization: closed at root + 1, then reopened and split when asked without a threshold
+    closed, _ = high.search(c, Fraction(0), stop_at=root + 1)
+    assert high._trees[key].count == 1 and closed <= root + 1
+    upper, witness = high.search(c, Fraction(0))  # the root's search goes on, then it splits
+    assert high._trees[key].count > 1 and _value(c, witness) <= top <= upper <= root
+
+
+def test_the_search_resumes_its_tree_in_a_later_call(monkeypatch) -> None:
+    """A call cut by its deadline leaves the tree as it is; the next call with the same
+    coefficients (another constant) goes on from it, and ends where one uncut call ends."""
+    q = _query(_net(1, (2, 4, 4, 3, 1)), "fixed:1", [0.45, -0.2])
+    monkeypatch.setattr(ThreeLayerDual, "ROOT_ITERS", (40, 40))
+    monkeypatch.setattr(ThreeLayerDual, "NODE_ITERS", 20)
+    c = {0: Fraction(-1)}
+    key = tuple(sorted(c.items()))
+    whole = ThreeLayerDual(q.problem)
+    one, _ = whole.search(c, Fraction(0))
+    cut = ThreeLayerDual(q.problem)
+    cut.search(c, Fraction(0), deadline=time.monotonic())  # the root's first bound, then the deadline
+    assert cut._trees[key].count == 1
+    two, _ = cut.search(c, Fraction(5))
+    assert two - 5 == one and cut._trees[key].count == whole._trees[key].count
