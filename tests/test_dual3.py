@@ -498,3 +498,30 @@ def test_the_search_resumes_its_tree_in_a_later_call(monkeypatch) -> None:
     assert cut._trees[key].count == 1
     two, _ = cut.search(c, Fraction(5))
     assert two - 5 == one and cut._trees[key].count == whole._trees[key].count
+
+
+def test_witnesses_are_polished_by_single_flips_of_the_corner() -> None:
+    """The float objective at a corner (u1 ends, u2 ends) is the exact value of the witness built
+    there; its maximum over every corner is the corner enumeration's; the polish ends at a corner
+    no single flip improves, never below where it started."""
+    q = _query(_net(2, (2, 4, 4, 3, 1)), "fixed:1", [0.45, -0.2])
+    dual = ThreeLayerDual(q.problem)
+    rng = np.random.default_rng(0)
+    for s in (1, -1):
+        c = {0: Fraction(s)}
+        a, k0 = dual._pieces(c)
+        af = np.array([[float(v) for v in row] for row in a])
+        grid = np.array([[(v >> i) & 1 for i in range(8)] for v in range(256)])
+        vals = dual._corners_f(af, grid[:, :4], grid[:, 4:]) + float(k0)
+        assert vals.max() == pytest.approx(float(_corner_max(dual, c)), abs=1e-9)
+        for _ in range(5):
+            idx, s2 = rng.integers(0, 2, 4), rng.integers(0, 2, 4)
+            start = dual._corners_f(af, idx[None], s2[None])[0]
+            pi, ps = dual._polish(af, idx, s2)
+            end = dual._corners_f(af, pi[None], ps[None])[0]
+            assert end >= start
+            flips = [dual._corners_f(af, (pi ^ (np.arange(4) == i))[None], ps[None])[0] for i in range(4)]
+            flips += [dual._corners_f(af, pi[None], (ps ^ (np.arange(4) == j))[None])[0] for j in range(4)]
+            assert max(flips) <= end + 1e-9
+            exact = _value(c, dual._witness(c, a, pi, ps))
+            assert float(exact) == pytest.approx(end + float(k0), abs=1e-9)
