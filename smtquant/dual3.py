@@ -45,52 +45,125 @@ __all__ = ["ThreeLayerDual"]
 
 _ZERO = Fraction(0)
 
-# The float search's inner sum, sum_i max(0, A U_mi + |A| V_mi + mu_kami t_i) for every copy and
-# corner (k, a, m, s), is about 10^6 terms per step. numpy makes five passes over a 10^6 array for
-# it; with numba installed (``pip install smtquant[fast]``) one compiled loop does it, 8x faster,
-# which makes each step about 1.5x faster (session 14, in-process: 2 of the 4 3 x 64 identity checks
-# the benchmark left open decided). Only the multipliers' search uses it: the bound is evaluated exactly.
-_GAINS: list = []  # [the compiled loop, or None without numba]; filled on first use
+# The float search's step, for every copy and corner (k, a, m, s): about 10^6 gain terms
+# sum_i max(0, A U_mi + |A| V_mi + mu_kami t_i), then the chosen copies' maximizers, the
+# subgradient and the update. numpy makes about twenty passes over arrays of 10^5 to 10^6
+# entries for a step; with numba installed (``pip install smtquant[fast]``) three compiled loops
+# do it (_dual_py, _grad_py, _move_py). Only the multipliers' search uses them: the bound is
+# evaluated exactly either way.
+_KERNELS: list = []  # [the compiled (dual, grad, move), or None without numba]; filled on first use
 
 
-def _gain_sums():
-    if not _GAINS:
+def _kernels():
+    if not _KERNELS:
         try:
             import numba  # noqa: PLC0415 - optional, and slow to import
         except ImportError:
-            _GAINS.append(None)
+            _KERNELS.append(None)
         else:
-            compiled = numba.njit(cache=False)(_gain_sums_py)
-            try:  # compiled here, on a tiny case: a numba that cannot compile it leaves numpy in use
-                one = np.ones((1, 1, 1, 1))
-                compiled(one, one, np.ones(1), np.ones((1, 1)), np.ones((1, 1)), np.empty((1, 1, 1, 1)))
+            try:  # compiled here, on a tiny case: a numba that cannot compile them leaves numpy in use
+                compiled = tuple(numba.njit(cache=False)(f) for f in (_dual_py, _grad_py, _move_py))
+                _run_tiny(*compiled)
             except Exception:  # noqa: BLE001 - any failure of the optional compiler
                 compiled = None
-            _GAINS.append(compiled)
-    return _GAINS[0]
+            _KERNELS.append(compiled)
+    return _KERNELS[0]
 
 
-def _gain_sums_py(A: np.ndarray, mu: np.ndarray, tw: np.ndarray, UpV: np.ndarray, UmV: np.ndarray,
-                  out: np.ndarray) -> None:
-    """out[k, a, m, s] = sum_i max(0, A[k, a, m, s] W_mi + mu[k, a, m, i] tw[i]), W = UpV where
-    A >= 0, else UmV (as loops, for numba)."""
-    K, J, M, S = A.shape
+def _run_tiny(dual, grad, move) -> None:  # type: ignore[no-untyped-def]
+    one = np.ones
+    s_all, tc = np.zeros((1, 2, 1), dtype=np.intp), np.zeros((1, 2))
+    dual(one((1, 2, 1, 2)), one((1, 1)), one((1, 2, 1, 1)), one(1), one(1), one((1, 1)), one((1, 1)), one(1),
+         one(1), one((1, 2)), s_all, tc)
+    ci, pos, g_lam, pbar = np.zeros(1, dtype=np.intp), np.zeros((1, 1, 1), dtype=np.bool_), one((1, 1)), one((1, 1))
+    grad(one((1, 2, 1, 2)), one((1, 1)), one((1, 2, 1, 1)), one(1), one((1, 1)), one((1, 1)), one((1, 1)),
+         one((1, 1)), one(1), one(1), ci, s_all[:, 0], pos, g_lam, pbar)
+    move(one((1, 1)), one((1, 2, 1, 1)), g_lam, pos, pbar, one(1), ci, 0.5)
+
+
+def _dual_py(A0: np.ndarray, lam: np.ndarray, mu: np.ndarray, tw: np.ndarray, lo: np.ndarray,
+             UpV: np.ndarray, UmV: np.ndarray, Lw: np.ndarray, Le: np.ndarray, bf: np.ndarray,
+             s_all: np.ndarray, tc: np.ndarray) -> None:
+    """The dual's float value at (lam, mu) by copies: tc[k, j] = beta_kj + sum_m max_s piece_kjms,
+    s_all[k, j, m] the maximizing s (the first on a tie), with A = A0 + lam and piece = A Lw_m +
+    |A| Le_m + mu_kjm.l + sum_i max(0, A W_mi + mu_kjmi t_i), W = UpV where A >= 0, else UmV."""
+    K, J, M, S = A0.shape
     N = tw.shape[0]
     mt = np.empty(N)
     for k in range(K):
         for j in range(J):
+            total = bf[k, j]
             for m in range(M):
+                at_l = 0.0
                 for i in range(N):
                     mt[i] = mu[k, j, m, i] * tw[i]
+                    at_l += mu[k, j, m, i] * lo[i]
+                best, pick = 0.0, 0
                 for s in range(S):
-                    a = A[k, j, m, s]
+                    a = A0[k, j, m, s] + lam[k, m]
                     W = UpV if a >= 0 else UmV
                     acc = 0.0
                     for i in range(N):
-                        g = a * W[m, i] + mt[i]
-                        if g > 0:
-                            acc += g
-                    out[k, j, m, s] = acc
+                        acc += max(a * W[m, i] + mt[i], 0.0)
+                    piece = a * Lw[m] + abs(a) * Le[m] + at_l + acc
+                    if s == 0 or piece > best:
+                        best, pick = piece, s
+                s_all[k, j, m] = pick
+                total += best
+            tc[k, j] = total
+
+
+def _grad_py(A0: np.ndarray, lam: np.ndarray, mu: np.ndarray, tw: np.ndarray, UpV: np.ndarray,
+             UmV: np.ndarray, U: np.ndarray, V: np.ndarray, Lw: np.ndarray, Le: np.ndarray,
+             ci: np.ndarray, s_sel: np.ndarray, pos: np.ndarray, g_lam: np.ndarray, pbar: np.ndarray) -> float:
+    """For the chosen copies (k, ci[k], m, s_sel[k, m]): pos[k, m, i] where the copy's u1_i is at
+    h_i, the subgradient in lam (g_lam: each copy's u2 minus their mean over k) and the mean of
+    pos over m (pbar: the subgradient in mu is t_i (pos - pbar)); returns its squared norm."""
+    K, M, N = pos.shape
+    cnt = np.empty(N)
+    for k in range(K):
+        j = ci[k]
+        cnt[:] = 0.0
+        for m in range(M):
+            a = A0[k, j, m, s_sel[k, m]] + lam[k, m]
+            W = UpV if a >= 0 else UmV
+            sa = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
+            h = Lw[m] + sa * Le[m]
+            for i in range(N):
+                p = a * W[m, i] + mu[k, j, m, i] * tw[i] > 0
+                pos[k, m, i] = p
+                f = 1.0 if p else 0.0
+                h += f * (U[m, i] + sa * V[m, i])
+                cnt[i] += f
+            g_lam[k, m] = h
+        for i in range(N):
+            pbar[k, i] = cnt[i] / M
+    nrm = 0.0
+    for m in range(M):
+        mean = 0.0
+        for k in range(K):
+            mean += g_lam[k, m]
+        mean /= K
+        for k in range(K):
+            g_lam[k, m] -= mean
+            nrm += g_lam[k, m] * g_lam[k, m]
+    for k in range(K):
+        for i in range(N):
+            p = pbar[k, i]  # sum over m of (pos - p)^2: M p of them are 1 - p, the rest -p
+            nrm += tw[i] * tw[i] * M * (p * (1.0 - p) * (1.0 - p) + (1.0 - p) * p * p)
+    return nrm
+
+
+def _move_py(lam: np.ndarray, mu: np.ndarray, g_lam: np.ndarray, pos: np.ndarray, pbar: np.ndarray,
+             tw: np.ndarray, ci: np.ndarray, step: float) -> None:
+    """The subgradient step: lam -= step g_lam, mu[k, ci[k], m, i] -= step t_i (pos - pbar)."""
+    K, M, N = pos.shape
+    for k in range(K):
+        j = ci[k]
+        for m in range(M):
+            lam[k, m] -= step * g_lam[k, m]
+            for i in range(N):
+                mu[k, j, m, i] -= step * tw[i] * ((1.0 if pos[k, m, i] else 0.0) - pbar[k, i])
 
 
 def _over(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -223,39 +296,60 @@ class ThreeLayerDual:
         kk, mm = np.arange(K), np.arange(M)
 
         UpV, UmV = U + V, U - V  # A U + |A| V = A (U + sign(A) V)
-        compiled = _gain_sums()
-        gain = np.empty((K, 2, M, 2, N) if compiled is None else (0, 0, 0, 0, 0))  # the numpy path's buffer
-        gsum = np.empty((K, 2, M, 2))
+        kernels = _kernels()
+        g_lam, pbar = np.empty((K, M)), np.empty((K, N))  # the last dual's subgradient (move)
+        if kernels is not None:
+            k_dual, k_grad, k_move = kernels
+            s_all, tc = np.empty((K, 2, M), dtype=np.intp), np.empty((K, 2))
 
-        def dual(lam: np.ndarray, mu: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-            A = A0 + lam[:, None, :, None]
-            mt = mu * tw
-            if compiled is not None:
-                compiled(A, mu, tw, UpV, UmV, gsum)
-                gs = gsum
-            else:
+            def dual(lam: np.ndarray, mu: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
+                k_dual(A0, lam, mu, tw, lo, UpV, UmV, Lw, Le, bf, s_all, tc)
+                ci = (tc[:, 1] > tc[:, 0]).astype(np.intp)
+                s_sel = s_all[kk, ci]  # (K, M), a copy
+                pos = np.empty((K, M, N), dtype=np.bool_)
+                nrm = k_grad(A0, lam, mu, tw, UpV, UmV, U, V, Lw, Le, ci, s_sel, pos, g_lam, pbar)
+                return float(base) + float(tc[kk, ci].sum()), ci, s_sel, pos, nrm
+
+            def move(lam: np.ndarray, mu: np.ndarray, ci: np.ndarray, pos: np.ndarray, step: float) -> None:
+                k_move(lam, mu, g_lam, pos, pbar, tw, ci, step)
+        else:
+            gain = np.empty((K, 2, M, 2, N))
+
+            def dual(lam: np.ndarray, mu: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
+                A = A0 + lam[:, None, :, None]
+                mt = mu * tw
                 up = (A >= 0)[..., None]
                 np.multiply(A[..., None], np.where(up, UpV[None, None, :, None, :], UmV[None, None, :, None, :]),
                             out=gain)
                 np.add(gain, mt[:, :, :, None, :], out=gain)
                 np.maximum(gain, 0.0, out=gain)
-                gs = gain.sum(-1)
-            piece = A * Lw[:, None] + np.abs(A) * Le[:, None] + (mu @ lo)[..., None] + gs
-            s = (piece[..., 1] > piece[..., 0]).astype(np.intp)  # (K, 2, M)
-            tau = np.take_along_axis(piece, s[..., None], -1)[..., 0]
-            tc = bf + tau.sum(-1)  # (K, 2)
-            ci = (tc[:, 1] > tc[:, 0]).astype(np.intp)
-            val = float(base) + float(tc[kk, ci].sum())
-            s_sel = s[kk, ci]  # (K, M)
-            a_sel = A[kk[:, None], ci[:, None], mm[None, :], s_sel]  # the chosen copies' gains, again
-            g_sel = a_sel[..., None] * np.where((a_sel >= 0)[..., None], UpV[None], UmV[None]) + mt[kk, ci]
-            return val, ci, s_sel, g_sel > 0  # (K, M, N): where each copy takes h_i
+                piece = A * Lw[:, None] + np.abs(A) * Le[:, None] + (mu @ lo)[..., None] + gain.sum(-1)
+                s = (piece[..., 1] > piece[..., 0]).astype(np.intp)  # (K, 2, M)
+                tau = np.take_along_axis(piece, s[..., None], -1)[..., 0]
+                tc = bf + tau.sum(-1)  # (K, 2)
+                ci = (tc[:, 1] > tc[:, 0]).astype(np.intp)
+                s_sel = s[kk, ci]  # (K, M)
+                a_sel = A[kk[:, None], ci[:, None], mm[None, :], s_sel]  # the chosen copies' gains, again
+                pos = a_sel[..., None] * np.where((a_sel >= 0)[..., None], UpV[None], UmV[None]) + mt[kk, ci] > 0
+                # the subgradient: each copy's u2 (at its maximizer) minus their mean over k, and
+                # each copy's u1 minus their mean over m, t_i (pos - pbar)
+                sA = np.sign(a_sel)
+                h2 = Lw + sA * Le + (pos * (U[None] + sA[..., None] * V[None])).sum(-1)
+                g_lam[:] = h2 - h2.mean(axis=0, keepdims=True)
+                pbar[:] = pos.mean(axis=1)
+                g_sel = tw * (pos - pbar[:, None, :])
+                nrm = float((g_lam * g_lam).sum() + (g_sel * g_sel).sum())
+                return float(base) + float(tc[kk, ci].sum()), ci, s_sel, pos, nrm
+
+            def move(lam: np.ndarray, mu: np.ndarray, ci: np.ndarray, pos: np.ndarray, step: float) -> None:
+                lam -= step * g_lam
+                mu[kk, ci] -= step * (tw * (pos - pbar[:, None, :]))
 
         key = tuple(sorted(c.items()))  # the best multipliers do not depend on const: a later call
         warm = self._warm.get(key)  # on the same objective resumes from them
         lam = np.zeros((K, M)) if warm is None else warm[0].copy()
         mu = np.zeros((K, 2, M, N)) if warm is None else warm[1].copy()
-        v0, ci, s_sel, pos = dual(lam, mu)
+        v0, ci, s_sel, pos, nrm = dual(lam, mu)
         best_v, best_lam, best_mu, best_pick = v0, lam.copy(), mu.copy(), (ci, s_sel, pos)
         low = float(base) + self._value_f(af, self._vote(pos), ci)  # a point's value: below the maximum
         ref = low if stop_at is None else max(low, float(stop_at))
@@ -274,7 +368,7 @@ class ThreeLayerDual:
         self.last_converged, it = False, 0
         for it in range(self.ITERS if iters is None else iters):
             if it:
-                v, ci, s_sel, pos = dual(lam, mu)
+                v, ci, s_sel, pos, nrm = dual(lam, mu)
                 if v < best_v:
                     best_v, best_lam, best_mu, best_pick = v, lam.copy(), mu.copy(), (ci, s_sel, pos)
             else:
@@ -305,19 +399,12 @@ class ThreeLayerDual:
                         margin = 0.5 * max(best_v - ref, 1e-12)
                         since, history = it + 1, [best_v]
                         continue
-            sA = np.sign(A0[kk[:, None], ci[:, None], mm[None, :], s_sel] + lam)  # (K, M)
-            h2 = Lw + sA * Le + (pos * (U[None] + sA[..., None] * V[None])).sum(-1)  # each copy's u2
-            g_lam = h2 - h2.mean(axis=0, keepdims=True)
-            u1 = lo + pos * tw  # (K, M, N): each copy's u1
-            g_sel = u1 - u1.mean(axis=1, keepdims=True)
-            nrm = float((g_lam * g_lam).sum() + (g_sel * g_sel).sum())
             if nrm < 1e-20:
                 self.last_converged = True
                 break  # a zero subgradient: these multipliers minimize the dual
             goal = best_v - margin / (1.0 + (it - since) / 50.0)
             step = max(v - goal, 1e-12) / nrm
-            lam -= step * g_lam
-            mu[kk, ci] -= step * g_sel
+            move(lam, mu, ci, pos, step)
         self._warm[key] = (best_lam, best_mu)
         self.last_iters = it + 1
         self.last_reached = target is not None and best_v <= target  # (the exact bound may still miss it)

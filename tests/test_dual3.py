@@ -344,42 +344,89 @@ def test_the_restart_after_a_third_of_the_time_keeps_the_bound_and_helps(monkeyp
     assert run(q, 1 / 3, 1.0, 30.0)[0] == without
 
 
-def _gain_sums_numpy(A, mu, tw, UpV, UmV):  # type: ignore[no-untyped-def]
-    W = np.where((A >= 0)[..., None], UpV[None, None, :, None, :], UmV[None, None, :, None, :])
-    return np.maximum(A[..., None] * W + (mu * tw)[:, :, :, None, :], 0.0).sum(-1)
-
-
-def _gain_args(rng: np.random.Generator, K: int, M: int, N: int):  # type: ignore[no-untyped-def]
+def _kernel_args(rng: np.random.Generator, K: int, M: int, N: int):  # type: ignore[no-untyped-def]
+    """Random inputs of the float search's kernels, in bound's shapes."""
     U, V = rng.normal(size=(M, N)), rng.normal(size=(M, N)) * 0.2
-    return (rng.normal(size=(K, 2, M, 2)), rng.normal(size=(K, 2, M, N)) * 0.3, np.abs(rng.normal(size=N)),
-            U + V, U - V)
+    return dict(A0=rng.normal(size=(K, 2, M, 2)), lam=rng.normal(size=(K, M)) * 0.3,
+                mu=rng.normal(size=(K, 2, M, N)) * 0.3, tw=np.abs(rng.normal(size=N)), lo=rng.normal(size=N),
+                U=U, V=V, UpV=U + V, UmV=U - V, Lw=rng.normal(size=M), Le=np.abs(rng.normal(size=M)),
+                bf=rng.normal(size=(K, 2)))
 
 
-def test_the_loop_form_of_the_gain_sums_is_the_numpy_form() -> None:
-    """The loops numba compiles (run here as plain Python) compute what the numpy path does."""
+def _kernels_numpy(d):  # type: ignore[no-untyped-def]
+    """The dual's copies' values, the chosen copies, the subgradient and the step, written with
+    numpy from the formulas in dual3's docstring (independently of bound's numpy path)."""
+    A = d["A0"] + d["lam"][:, None, :, None]  # (K, 2, M, 2)
+    W = np.where((A >= 0)[..., None], d["UpV"][None, None, :, None, :], d["UmV"][None, None, :, None, :])
+    gain = np.maximum(A[..., None] * W + (d["mu"] * d["tw"])[:, :, :, None, :], 0.0).sum(-1)
+    piece = A * d["Lw"][:, None] + np.abs(A) * d["Le"][:, None] + (d["mu"] @ d["lo"])[..., None] + gain
+    s_all = piece.argmax(-1)
+    tc = d["bf"] + piece.max(-1).sum(-1)
+    K, _, M, _ = A.shape
+    kk, mm = np.arange(K), np.arange(M)
+    ci = (tc[:, 1] > tc[:, 0]).astype(np.intp)
+    s_sel = s_all[kk, ci]
+    a = A[kk[:, None], ci[:, None], mm[None, :], s_sel]  # (K, M)
+    Wsel = np.where((a >= 0)[..., None], d["UpV"][None], d["UmV"][None])
+    pos = a[..., None] * Wsel + (d["mu"] * d["tw"])[kk, ci] > 0
+    sa = np.sign(a)
+    h2 = d["Lw"] + sa * d["Le"] + (pos * (d["U"][None] + sa[..., None] * d["V"][None])).sum(-1)
+    g_lam = h2 - h2.mean(axis=0)
+    pbar = pos.mean(axis=1)
+    g_mu = d["tw"] * (pos - pbar[:, None, :])
+    return s_all, tc, ci, s_sel, pos, g_lam, pbar, float((g_lam**2).sum() + (g_mu**2).sum()), g_mu
+
+
+def _run_kernels(kernels, d, step: float):  # type: ignore[no-untyped-def]
+    k_dual, k_grad, k_move = kernels
+    K, _, M, _ = d["A0"].shape
+    N = d["tw"].shape[0]
+    s_all, tc = np.empty((K, 2, M), dtype=np.intp), np.empty((K, 2))
+    k_dual(d["A0"], d["lam"], d["mu"], d["tw"], d["lo"], d["UpV"], d["UmV"], d["Lw"], d["Le"], d["bf"], s_all, tc)
+    ci = (tc[:, 1] > tc[:, 0]).astype(np.intp)
+    s_sel = s_all[np.arange(K), ci]
+    pos, g_lam, pbar = np.empty((K, M, N), dtype=np.bool_), np.empty((K, M)), np.empty((K, N))
+    nrm = k_grad(d["A0"], d["lam"], d["mu"], d["tw"], d["UpV"], d["UmV"], d["U"], d["V"], d["Lw"], d["Le"],
+                 ci, s_sel, pos, g_lam, pbar)
+    lam, mu = d["lam"].copy(), d["mu"].copy()
+    k_move(lam, mu, g_lam, pos, pbar, d["tw"], ci, step)
+    return s_all, tc, ci, s_sel, pos, g_lam, pbar, nrm, lam, mu
+
+
+def _assert_kernels_match(kernels, d, tol: float) -> None:  # type: ignore[no-untyped-def]
+    s_all, tc, ci, s_sel, pos, g_lam, pbar, nrm, lam, mu = _run_kernels(kernels, d, 0.25)
+    e_s, e_tc, e_ci, e_ssel, e_pos, e_glam, e_pbar, e_nrm, e_gmu = _kernels_numpy(d)
+    assert np.allclose(tc, e_tc, rtol=tol, atol=tol)
+    assert (s_all == e_s).all() and (ci == e_ci).all() and (s_sel == e_ssel).all() and (pos == e_pos).all()
+    assert np.allclose(g_lam, e_glam, atol=tol) and np.allclose(pbar, e_pbar, atol=tol)
+    assert nrm == pytest.approx(e_nrm, rel=tol)
+    K = len(ci)
+    e_mu = d["mu"].copy()
+    e_mu[np.arange(K), ci] -= 0.25 * e_gmu
+    assert np.allclose(lam, d["lam"] - 0.25 * e_glam, atol=tol) and np.allclose(mu, e_mu, atol=tol)
+    others = np.ones(d["mu"].shape[:2], dtype=bool)
+    others[np.arange(K), ci] = False
+    assert (mu[others] == d["mu"][others]).all()  # the copies not chosen do not move
+
+
+def test_the_loop_form_of_the_search_kernels_is_the_numpy_form() -> None:
+    """The loops numba compiles (run here as plain Python) compute what the formulas say."""
     rng = np.random.default_rng(0)
     for K, M, N in ((1, 1, 1), (3, 4, 5), (2, 6, 3)):
-        args = _gain_args(rng, K, M, N)
-        out = np.empty((K, 2, M, 2))
-        dual3._gain_sums_py(*args, out)
-        assert np.allclose(out, _gain_sums_numpy(*args), rtol=1e-12, atol=1e-12)
+        _assert_kernels_match((dual3._dual_py, dual3._grad_py, dual3._move_py), _kernel_args(rng, K, M, N), 1e-12)
 
 
-def test_the_compiled_gain_sums_and_the_numpy_path_give_the_same_bounds(monkeypatch) -> None:
+def test_the_compiled_kernels_and_the_numpy_path_give_the_same_bounds(monkeypatch) -> None:
     pytest.importorskip("numba")
-    compiled = dual3._gain_sums()
+    compiled = dual3._kernels()
     assert compiled is not None
-    rng = np.random.default_rng(1)
-    args = _gain_args(rng, 64, 64, 64)  # the 3 x 64 suite net's shapes
-    out = np.empty((64, 2, 64, 2))
-    compiled(*args, out)
-    assert np.allclose(out, _gain_sums_numpy(*args), rtol=1e-12, atol=1e-10)
+    _assert_kernels_match(compiled, _kernel_args(np.random.default_rng(1), 64, 64, 64), 1e-9)  # the suite net's shapes
     q = _query(_net(1, (2, 2, 2, 2, 1)), "fixed:2", [0.6, -0.3])  # 2^19 vertices
     c = {0: Fraction(-1)}
     top = _vertex_max(q, c)
     fast = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=1)[0]
     long_fast = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=300)[0]
-    monkeypatch.setattr(dual3, "_GAINS", [None])  # numba absent: the numpy path
+    monkeypatch.setattr(dual3, "_KERNELS", [None])  # numba absent: the numpy path
     plain = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=1)[0]
     long_plain = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=300)[0]
     assert fast == plain  # the same multipliers (zero) evaluated exactly
