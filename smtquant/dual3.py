@@ -61,11 +61,18 @@ def _kernels():
         except ImportError:
             _KERNELS.append(None)
         else:
-            try:  # compiled here, on a tiny case: a numba that cannot compile them leaves numpy in use
-                compiled = tuple(numba.njit(cache=False)(f) for f in (_dual_py, _grad_py, _move_py))
-                _run_tiny(*compiled)
-            except Exception:  # noqa: BLE001 - any failure of the optional compiler
-                compiled = None
+            compiled = None
+            # compiled here, on a tiny case, and kept in numba's cache on disk (next to this file or
+            # in the user's cache directory): a later process loads them in a fraction of the 2-3 s
+            # a compile takes. Where the cache cannot be written they are compiled without it; a
+            # numba that cannot compile them leaves numpy in use
+            for cache in (True, False):
+                try:
+                    compiled = tuple(numba.njit(cache=cache)(f) for f in (_dual_py, _grad_py, _move_py))
+                    _run_tiny(*compiled)
+                    break
+                except Exception:  # noqa: BLE001 - any failure of the optional compiler
+                    compiled = None
             _KERNELS.append(compiled)
     return _KERNELS[0]
 
@@ -238,7 +245,7 @@ class ThreeLayerDual:
         self.w4, self.e4, self.b4, self.f4 = w4, e4, b4, f4
         self.n, self.m, self.k = n, m, len(b3)
         fl = np.vectorize(float, otypes=[float])
-        self.U_f, self.V_f = fl(self.U), fl(self.V)
+        self.U_f, self.V_f = np.ascontiguousarray(fl(self.U)), np.ascontiguousarray(fl(self.V))  # rows m in order
         self.Lw_f, self.Le_f = fl(self.Lw), fl(self.Le)
         self.t_f, self.l_f = fl(t_a), fl(lo_a)
         # the exact evaluation's integer forms of everything that does not depend on the objective
@@ -279,8 +286,16 @@ class ThreeLayerDual:
         the bound is valid wherever it stops. A later call with the same ``c`` starts from the best
         multipliers found so far (they do not depend on ``const``). ``phase``: the restart after
         PHASE of the time (see below). Sets last_iters (iterations done), last_converged (the
-        search stalled or met a zero subgradient) and last_reached (the float bound reached
-        ``stop_at``)."""
+        search stalled or met a zero subgradient), last_reached (the float bound reached
+        ``stop_at``) and last_float (the float bound)."""
+        upper, witness = self._bound(c, const, stop_at, iters, deadline, phase, lazy=False)
+        assert upper is not None and witness is not None
+        return upper, witness
+
+    def _bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None, iters: int | None,
+               deadline: float | None, phase: bool, lazy: bool
+               ) -> tuple[Fraction | None, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
+        """bound; with ``lazy``, None for the bound and the witness where they cannot decide stop_at."""
         K, M, N = self.k, self.m, self.n
         if deadline is not None:  # keep the time of the exact evaluation at the end
             deadline -= self._exact_s()
@@ -408,11 +423,20 @@ class ThreeLayerDual:
         self._warm[key] = (best_lam, best_mu)
         self.last_iters = it + 1
         self.last_reached = target is not None and best_v <= target  # (the exact bound may still miss it)
-        upper = self._exact_dual(a, beta, base, best_lam, best_mu)
+        self.last_float = best_v
         ci, s_sel, pos = best_pick
         self.last_frac = pos.reshape(-1, self.n).mean(axis=0)  # the copies' share at h_i (search's branching)
         idx, s2 = self._polish(af, *self._ends(af, self._vote(pos), ci))
-        return upper, self._witness(c, a, idx, s2)
+        want_bound = want_witness = True
+        if lazy and stop_at is not None:
+            # ``lazy`` (a check's nodes below the root): the exact bound is worth its time (0.4 s on
+            # the 3 x 64 net) only where it may reach stop_at, and the witness only where it may
+            # exceed it; the float values, within about 1e-12 of the exact ones, tell
+            slack = 1e-7 * (1.0 + abs(float(stop_at)))
+            want_bound = best_v <= float(stop_at) + slack
+            want_witness = float(base) + self._corners_f(af, idx[None], s2[None])[0] >= float(stop_at) - slack
+        upper = self._exact_dual(a, beta, base, best_lam, best_mu) if want_bound else None
+        return upper, (self._witness(c, a, idx, s2) if want_witness else None)
 
     def _exact_s(self) -> float:
         """The time kept for bound's exact evaluation: about 1 s per 10^6 gains, with room."""
@@ -552,10 +576,12 @@ class ThreeLayerDual:
                 warm = (node or parent).warm  # type: ignore[union-attr]
                 dual._warm[key] = (warm[0].astype(float), warm[1].astype(float))
             thr = threshold()
-            upper, wit = dual.bound(c, const, stop_at=None if thr is None else const + thr, iters=iters,
-                                    deadline=deadline, phase=False)
-            upper -= const
-            bounds = [upper] + [n.upper for n in (node, parent) if n is not None]  # each holds over this box
+            known = [n.upper for n in (node, parent) if n is not None]  # each holds over this box
+            # a check's nodes with a bound already: the exact bound and witness only where they
+            # may decide (see _bound)
+            upper, wit = dual._bound(c, const, None if thr is None else const + thr, iters, deadline, False,
+                                     lazy=decide and bool(known))
+            bounds = known + ([] if upper is None else [upper - const])
             if node is None:
                 node = _Node(ends, min(bounds), dual.last_frac, dual._warm[key],
                              self.ROOT_ITERS[1] if not ends else self.NODE_ITERS)
@@ -563,9 +589,10 @@ class ThreeLayerDual:
             else:
                 node.upper, node.frac = min(bounds), dual.last_frac
                 node.warm = _Node.compact(dual._warm[key])
+            node.key = min(float(node.upper), dual.last_float - float(const))
             node.done += dual.last_iters
             node.stalled, node.reached = dual.last_converged, dual.last_reached
-            tree.add(node, self._value(c, wit), wit)
+            tree.add(node, None if wit is None else self._value(c, wit), wit)
 
         if fresh:
             run(None, {}, self.ROOT_ITERS[0], None)
@@ -650,11 +677,12 @@ class _Node:
     multipliers (float32: they only start later searches), its iterations (budget, done), and
     how its last search ended (stalled; reached the threshold it was given)."""
 
-    __slots__ = ("ends", "upper", "frac", "warm", "budget", "done", "stalled", "reached")
+    __slots__ = ("ends", "upper", "key", "frac", "warm", "budget", "done", "stalled", "reached")
 
     def __init__(self, ends: dict[int, int], upper: Fraction, frac: np.ndarray,
                  warm: tuple[np.ndarray, np.ndarray], budget: int) -> None:
         self.ends, self.upper, self.frac = ends, upper, frac
+        self.key = float(upper)  # its best-first order: its float bound where the exact one was not taken
         self.warm = self.compact(warm)
         self.budget, self.done, self.stalled, self.reached = budget, 0, False, False
 
@@ -680,10 +708,10 @@ class _Tree:
         self.count = 0  # nodes made
         self._seq = 0  # the heap's tie-break
 
-    def add(self, node: _Node, value: Fraction, witness: tuple) -> None:
-        """(Re-)enter a node just bounded, and its witness."""
+    def add(self, node: _Node, value: Fraction | None, witness: tuple | None) -> None:
+        """(Re-)enter a node just bounded, and its witness (if one was built)."""
         self._push(node)
-        if self.best is None or value > self.best[0]:
+        if value is not None and witness is not None and (self.best is None or value > self.best[0]):
             self.best = (value, witness)
 
     def pop(self) -> _Node:
@@ -705,7 +733,7 @@ class _Tree:
 
     def _push(self, node: _Node) -> None:
         self._seq += 1
-        heapq.heappush(self.open, (-float(node.upper), self._seq, node))
+        heapq.heappush(self.open, (-node.key, self._seq, node))
 
     def upper(self) -> Fraction:
         return max(n.upper for n in [item[2] for item in self.open] + self.closed + self.stuck)

@@ -207,8 +207,8 @@ def test_engine_with_and_without_the_dual_certifies_the_same_maximum(seed: int, 
     box = EngineBackend._maximize_box
     monkeypatch.setattr(EngineBackend, "_maximize_box", lambda self, *a, **k: searched.append(a) or box(self, *a, **k))
     calls = []
-    bound = ThreeLayerDual.bound
-    monkeypatch.setattr(ThreeLayerDual, "bound", lambda self, *a, **k: calls.append(a) or bound(self, *a, **k))
+    bound = ThreeLayerDual._bound
+    monkeypatch.setattr(ThreeLayerDual, "_bound", lambda self, *a, **k: calls.append(a) or bound(self, *a, **k))
     v = sq.quantify(net, "fixed:2", prop, solver="engine", tolerance=1e-6, timeout=120)
     assert (calls if dual_first else searched) and v.status is sq.Status.ROBUST
     assert v.max_deviation.upper - v.max_deviation.lower <= Fraction(1, 10**6)
@@ -528,6 +528,46 @@ def test_the_search_closes_at_its_threshold_and_stops_at_a_witness_above_it(monk
     assert high._trees[key].count == 1 and closed <= root + 1
     upper, witness = high.search(c, Fraction(0))  # the root's search goes on, then it splits
     assert high._trees[key].count > 1 and _value(c, witness) <= top <= upper <= root
+
+
+@pytest.mark.parametrize(("seed", "sizes"), [(0, (2, 4, 4, 3, 1)), (2, (2, 5, 4, 3, 1))])
+def test_a_check_takes_exact_bounds_and_witnesses_below_its_root_only_where_they_may_decide(seed: int, sizes,
+                                                                                           monkeypatch) -> None:
+    """A check's search (decide) just above and just below the exact maximum answers as corner
+    enumeration does; below the root it evaluates a node's dual exactly, and builds its witness,
+    only where the float values come near the threshold, so on these nets some nodes go without."""
+    q = _query(_net(seed, sizes), "fixed:1", [0.45, -0.2])
+    monkeypatch.setattr(ThreeLayerDual, "ROOT_ITERS", (40, 40))
+    monkeypatch.setattr(ThreeLayerDual, "NODE_ITERS", 20)
+    calls = {"_exact_dual": 0, "_witness": 0}
+
+    def counting(name: str):  # type: ignore[no-untyped-def]
+        f = getattr(ThreeLayerDual, name)
+
+        def counted(self, *a):  # type: ignore[no-untyped-def]
+            calls[name] += 1
+            return f(self, *a)
+        return counted
+    for name in calls:
+        monkeypatch.setattr(ThreeLayerDual, name, counting(name))
+    skipped = 0
+    for s in (1, -1):
+        c = {0: Fraction(s)}
+        top = _corner_max(ThreeLayerDual(q.problem), c)
+        root, _ = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=40, phase=False)
+        assert root > top  # the root alone does not decide near the maximum
+        for thr in (top + (root - top) / 100, top - (root - top) / 100):
+            dual = ThreeLayerDual(q.problem)
+            calls.update({"_exact_dual": 0, "_witness": 0})
+            upper, witness = dual.search(c, Fraction(0), stop_at=thr, decide=True)
+            nodes = dual._trees[tuple(sorted(c.items()))].count
+            if thr > top:
+                assert upper <= thr and nodes > 1
+            else:
+                assert _value(c, witness) > thr
+            assert calls["_exact_dual"] <= nodes and calls["_witness"] <= nodes
+            skipped += (calls["_exact_dual"] < nodes) + (calls["_witness"] < nodes)
+    assert skipped >= 2
 
 
 def test_the_search_resumes_its_tree_in_a_later_call(monkeypatch) -> None:
