@@ -288,14 +288,15 @@ class ThreeLayerDual:
         PHASE of the time (see below). Sets last_iters (iterations done), last_converged (the
         search stalled or met a zero subgradient), last_reached (the float bound reached
         ``stop_at``) and last_float (the float bound)."""
-        upper, witness = self._bound(c, const, stop_at, iters, deadline, phase, lazy=False)
+        upper, witness = self._bound(c, const, stop_at, iters, deadline, phase, False, False)
         assert upper is not None and witness is not None
         return upper, witness
 
     def _bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None, iters: int | None,
-               deadline: float | None, phase: bool, lazy: bool
+               deadline: float | None, phase: bool, lazy_bound: bool, lazy_witness: bool
                ) -> tuple[Fraction | None, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
-        """bound; with ``lazy``, None for the bound and the witness where they cannot decide stop_at."""
+        """bound; with ``lazy_bound`` (``lazy_witness``), None for the bound (the witness) where
+        it cannot decide stop_at."""
         K, M, N = self.k, self.m, self.n
         if deadline is not None:  # keep the time of the exact evaluation at the end
             deadline -= self._exact_s()
@@ -428,13 +429,14 @@ class ThreeLayerDual:
         self.last_frac = pos.reshape(-1, self.n).mean(axis=0)  # the copies' share at h_i (search's branching)
         idx, s2 = self._polish(af, *self._ends(af, self._vote(pos), ci))
         want_bound = want_witness = True
-        if lazy and stop_at is not None:
-            # ``lazy`` (a check's nodes below the root): the exact bound is worth its time (0.4 s on
-            # the 3 x 64 net) only where it may reach stop_at, and the witness only where it may
-            # exceed it; the float values, within about 1e-12 of the exact ones, tell
+        if stop_at is not None:
+            # the lazy forms (a check's search): the exact bound is worth its time (0.4 s on the
+            # 3 x 64 net) only where it may reach stop_at, and the witness (0.2 s) only where it
+            # may exceed it; the float values, within about 1e-12 of the exact ones, tell
             slack = 1e-7 * (1.0 + abs(float(stop_at)))
-            want_bound = best_v <= float(stop_at) + slack
-            want_witness = float(base) + self._corners_f(af, idx[None], s2[None])[0] >= float(stop_at) - slack
+            want_bound = not lazy_bound or best_v <= float(stop_at) + slack
+            want_witness = (not lazy_witness
+                            or float(base) + self._corners_f(af, idx[None], s2[None])[0] >= float(stop_at) - slack)
         upper = self._exact_dual(a, beta, base, best_lam, best_mu) if want_bound else None
         return upper, (self._witness(c, a, idx, s2) if want_witness else None)
 
@@ -543,14 +545,15 @@ class ThreeLayerDual:
     # session 15) one such split took the bound from 27.127 to 27.050 in 8 s per child, where the
     # same 16 s resuming the root's search reached 27.075.
     ROOT_ITERS = (2400, 2400)  # the root's iterations: a first call, then (resumed, margin reset) up to the total
-    NODE_ITERS = 800  # every other node's iterations before it is split
-    MAX_NODES = 128  # nodes per objective; then the search stops (each keeps 2 MB of multipliers)
+    NODE_ITERS = 200  # every other node's iterations before it is split (session 16: 200 beat 400, 800 and 1600)
+    MAX_NODES = 256  # nodes per objective; then the search stops (each keeps 2 MB of multipliers)
 
     def search(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
                deadline: float | None = None, tol: Fraction = _ZERO, decide: bool = False
-               ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
-        """(an exact upper bound on c.z' + const over the box, the best witness (x, theta') found),
-        from a best-first branch and bound over the first layer's ends with ``bound`` at each node.
+               ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
+        """(an exact upper bound on c.z' + const over the box, the best witness (x, theta') found;
+        in a check, None if no witness came near stop_at), from a best-first branch and bound
+        over the first layer's ends with ``bound`` at each node.
         A node closes once its bound is at most the threshold: ``stop_at`` if ``decide`` (a check:
         the search also stops at the first witness above it), else max(stop_at, the best witness's
         value) + ``tol`` (a maximization). A node is split once its multipliers' search has run
@@ -577,10 +580,10 @@ class ThreeLayerDual:
                 dual._warm[key] = (warm[0].astype(float), warm[1].astype(float))
             thr = threshold()
             known = [n.upper for n in (node, parent) if n is not None]  # each holds over this box
-            # a check's nodes with a bound already: the exact bound and witness only where they
-            # may decide (see _bound)
+            # a check: the witness only where it may exceed the threshold, and at the nodes with a
+            # bound already the exact bound only where it may reach it (see _bound)
             upper, wit = dual._bound(c, const, None if thr is None else const + thr, iters, deadline, False,
-                                     lazy=decide and bool(known))
+                                     decide and bool(known), decide)
             bounds = known + ([] if upper is None else [upper - const])
             if node is None:
                 node = _Node(ends, min(bounds), dual.last_frac, dual._warm[key],
@@ -614,8 +617,7 @@ class ThreeLayerDual:
                 continue
             for end in (0, 1):
                 run(None, {**node.ends, unit: end}, self.NODE_ITERS, node)
-        assert tree.best is not None
-        return const + tree.upper(), tree.best[1]
+        return const + tree.upper(), None if tree.best is None else tree.best[1]
 
     def _value(self, c: dict[int, Fraction], witness: tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]
                ) -> Fraction:

@@ -1960,7 +1960,9 @@ class EngineBackend:
         zv = _identity_outputs(problem.layers, dual.x)
         c = const + sum((d * zv[k] for k, d in z.items()), _ZERO)
         if isinstance(dual, ThreeLayerDual):  # its branch and bound over the first layer's ends
-            upper, (x, layers) = dual.search(dict(zp), c, stop_at=lower, deadline=deadline, tol=tol)
+            upper, found = dual.search(dict(zp), c, stop_at=lower, deadline=deadline, tol=tol)
+            assert found is not None  # (a maximization keeps its best witness)
+            x, layers = found
         else:
             upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
@@ -2009,12 +2011,13 @@ class EngineBackend:
                 atom = branch[0]
                 strict = atom.op in (">", "<")
                 part = _part_of(deadline, look if look is not None and n < len(asked) - 1 else 1 / (len(asked) - n))
+                found: tuple | None
                 if isinstance(dual, ThreeLayerDual):  # its branch and bound, resumed by later calls
-                    upper, (x, layers) = dual.search(c, const, stop_at=_ZERO, deadline=part, decide=True)
+                    upper, found = dual.search(c, const, stop_at=_ZERO, deadline=part, decide=True)
                 else:
-                    upper, (x, layers) = dual.bound(c, const, stop_at=_ZERO, deadline=part)
-                zpv = _identity_outputs(layers, x)
-                if _atom_holds(atom, zpv, zv):
+                    upper, found = dual.bound(c, const, stop_at=_ZERO, deadline=part)
+                if found is not None and _atom_holds(atom, _identity_outputs(found[1], found[0]), zv):
+                    x, layers = found
                     return CheckOutcome(Answer.SAT, "engine: witness of the dual decomposition", x, layers), condition
                 if not (upper < 0 or (strict and upper == 0)):
                     left.append(item)  # neither certified nor violated: still open
