@@ -601,6 +601,10 @@ class ThreeLayerDual:
             run(None, {}, self.ROOT_ITERS[0], None)
         else:
             tree.reopen(threshold())
+            if not decide and tree.best is None:  # a check's tree, which may keep no witness
+                _, wit = self._bound(c, const, None, 1, None, False, False, False)
+                assert wit is not None
+                tree.best = (self._value(c, wit), wit)
         while True:
             tree.close(threshold())
             if decide and tree.best is not None and stop_rel is not None and tree.best[0] > stop_rel:

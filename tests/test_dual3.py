@@ -570,6 +570,21 @@ def test_a_check_takes_exact_bounds_and_witnesses_below_its_root_only_where_they
     assert skipped >= 2
 
 
+def test_a_maximization_after_a_check_on_the_same_objective_has_a_witness(monkeypatch) -> None:
+    """A check's tree may end without a witness (none came near its threshold); a maximization
+    resuming that tree still returns one, below the exact maximum, and a bound above it."""
+    q = _query(_net(0, (2, 4, 4, 3, 1)), "fixed:1", [0.45, -0.2])
+    monkeypatch.setattr(ThreeLayerDual, "ROOT_ITERS", (40, 40))
+    monkeypatch.setattr(ThreeLayerDual, "NODE_ITERS", 20)
+    c = {0: Fraction(1)}
+    top = _corner_max(ThreeLayerDual(q.problem), c)
+    dual = ThreeLayerDual(q.problem)
+    upper, witness = dual.search(c, Fraction(0), stop_at=top + 1, decide=True)
+    assert upper <= top + 1 and witness is None  # closed at the root, its witness far below
+    upper, witness = dual.search(c, Fraction(0), stop_at=top + 1)
+    assert witness is not None and _value(c, witness) <= top <= upper
+
+
 def test_the_search_resumes_its_tree_in_a_later_call(monkeypatch) -> None:
     """A call cut by its deadline leaves the tree as it is; the next call with the same
     coefficients (another constant) goes on from it, and ends where one uncut call ends."""
