@@ -1963,7 +1963,9 @@ class EngineBackend:
             upper, found = dual.search(dict(zp), c, stop_at=lower, deadline=deadline, tol=tol)
             assert found is not None  # (a maximization keeps its best witness)
             x, layers = found
+            nodes = f" after {dual._trees[tuple(sorted(zp.items()))].count} nodes over first-layer ends"
         else:
+            nodes = ""
             upper, (x, layers) = dual.bound(dict(zp), c, stop_at=lower, deadline=deadline)
         zpv = _identity_outputs(layers, x)
         val = c + sum((d * zpv[k] for k, d in zp.items()), _ZERO)
@@ -1972,7 +1974,7 @@ class EngineBackend:
         low = max(v for v in (val, lower, floor) if v is not None)
         done = upper <= low + tol
         why = "certified" if done else "not within the tolerance"
-        return SearchResult(max(upper, val), best, done, 0, f"engine: dual decomposition bound {why}",
+        return SearchResult(max(upper, val), best, done, 0, f"engine: dual decomposition bound {why}{nodes}",
                             floor if floor is not None and floor > val else None)
 
     def _search_first_check(self, problem: Problem, condition: Condition) -> bool:
@@ -2247,7 +2249,8 @@ def _combined(pre: SearchResult | None, res: SearchResult, tol: Fraction) -> Sea
     if best is not None:
         upper = max(upper, best[0])
         complete = complete or upper <= best[0] + tol
-    return SearchResult(upper, best, complete, res.nodes, res.reason, res.floor)
+    reason = res.reason if complete or res.nodes else f"{pre.reason}; branch and bound: {res.reason}"
+    return SearchResult(upper, best, complete, res.nodes, reason, res.floor)
 
 
 def _dual_for(problem: Problem) -> TwoLayerDual | ThreeLayerDual | None:

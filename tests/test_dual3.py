@@ -627,3 +627,19 @@ def test_witnesses_are_polished_by_single_flips_of_the_corner() -> None:
             assert max(flips) <= end + 1e-9
             exact = _value(c, dual._witness(c, a, pi, ps))
             assert float(exact) == pytest.approx(end + float(k0), abs=1e-9)
+
+
+def test_an_open_maximization_says_how_far_the_dual_and_the_branch_and_bound_got() -> None:
+    """Where the branch and bound got no node in (the dual took the time), the reason keeps the
+    dual's: how many nodes its search over first-layer ends made. Otherwise the branch and
+    bound's reason stands."""
+    from smtquant.engine import SearchResult, _combined
+    pre = SearchResult(Fraction(5), (Fraction(3), None), False, 0,
+                       "engine: dual decomposition bound not within the tolerance after 85 nodes over first-layer ends")
+    none = SearchResult(None, None, False, 0, "timeout after 0 nodes")
+    some = SearchResult(Fraction(4), (Fraction(2), None), False, 7, "timeout after 7 nodes")
+    out = _combined(pre, none, Fraction(0))
+    assert out.upper == 5 and not out.complete
+    assert out.reason == pre.reason + "; branch and bound: timeout after 0 nodes"
+    out = _combined(pre, some, Fraction(0))
+    assert out.upper == 4 and out.best == pre.best and out.reason == "timeout after 7 nodes"
