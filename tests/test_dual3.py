@@ -643,3 +643,14 @@ def test_an_open_maximization_says_how_far_the_dual_and_the_branch_and_bound_got
     assert out.reason == pre.reason + "; branch and bound: timeout after 0 nodes"
     out = _combined(pre, some, Fraction(0))
     assert out.upper == 4 and out.best == pre.best and out.reason == "timeout after 7 nodes"
+
+
+def test_the_dual_s_look_before_the_branch_and_bound_is_capped(monkeypatch) -> None:
+    """The look at the nested dual before the branch and bound (fine perturbations) lasts
+    DUAL_PROBE_SHARE of the time left, at most DUAL_PROBE_S seconds, also without a timeout."""
+    from smtquant.engine import EngineBackend
+    monkeypatch.setattr(dual3.time, "monotonic", lambda: 100.0)
+    eng = EngineBackend()
+    assert eng._probe_deadline(110.0) == pytest.approx(100.0 + EngineBackend.DUAL_PROBE_SHARE * 10.0)
+    assert eng._probe_deadline(160.0) == pytest.approx(100.0 + EngineBackend.DUAL_PROBE_S)
+    assert eng._probe_deadline(None) == pytest.approx(100.0 + EngineBackend.DUAL_PROBE_S)
