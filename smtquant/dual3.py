@@ -23,7 +23,9 @@ copies relax it, each with multipliers whose sums vanish, so the bound holds for
 with Lw_m = b2_m + W2_m.l, Le_m = eb2_m + E2_m.|l|, t = h - l, U_mi = W2_im t_i and
 V_mi = E2_im (|h_i| - |l_i|): the value of the copies at l plus the gain of moving u1_i to h_i.
 max_u F <= D(lam, mu) for every lam, mu with those sums 0. Subgradient steps in float64 choose
-them; D is then evaluated exactly, in integers over common denominators. On nets of 2 to 3 units
+them; D is then bounded above at them in float64 with a proven bound on the rounding error
+(_certified_dual; the exact evaluation in integers, _exact_dual, is the reference it is tested
+against and the fallback where a float is not finite). On nets of 2 to 3 units
 a layer the bound meets the maximum over all vertices of the box in most directions
 (tests/test_dual3.py); whether it can leave a gap is not known.
 """
@@ -49,8 +51,8 @@ _ZERO = Fraction(0)
 # sum_i max(0, A U_mi + |A| V_mi + mu_kami t_i), then the chosen copies' maximizers, the
 # subgradient and the update. numpy makes about twenty passes over arrays of 10^5 to 10^6
 # entries for a step; with numba installed (``pip install smtquant[fast]``) three compiled loops
-# do it (_dual_py, _grad_py, _move_py). Only the multipliers' search uses them: the bound is
-# evaluated exactly either way.
+# do it (_dual_py, _grad_py, _move_py). The certified bound uses the first as well: its error
+# bound holds for any order of the sums, so numpy's and numba's values are both covered.
 _KERNELS: list = []  # [the compiled (dual, grad, move), or None without numba]; filled on first use
 
 
@@ -182,10 +184,10 @@ def _over(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _zero_sum(values: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
-    """A float array rounded to integers over 2**e (object array, e chosen so that no entry nor
-    sum overflows int64 before the conversion), with the last entry along ``axis`` replaced so
-    that every sum along ``axis`` is exactly 0. Any multipliers give a bound: rounding them only
-    moves the bound by about 2**-e times the copies' values."""
+    """A float array rounded to integers over 2**e (an int64 array, e chosen so that no entry nor
+    sum overflows), with the last entry along ``axis`` replaced so that every sum along ``axis``
+    is exactly 0. Any multipliers give a bound: rounding them only moves the bound by about 2**-e
+    times the copies' values."""
     if not np.isfinite(values).all() or (values.size and float(np.abs(values).max()) > 2.0 ** 30):
         values = np.zeros_like(values)  # (multipliers this far off help no bound; zero is one too)
     top = float(np.abs(values).max()) if values.size else 0.0
@@ -194,7 +196,7 @@ def _zero_sum(values: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
     q = np.moveaxis(q, axis, -1).copy()
     q[..., -1] = 0
     q[..., -1] = -q.sum(axis=-1)
-    return np.moveaxis(q, -1, axis).astype(object), 1 << e
+    return np.moveaxis(q, -1, axis), 1 << e
 
 
 class ThreeLayerDual:
@@ -280,7 +282,7 @@ class ThreeLayerDual:
     def bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
               iters: int | None = None, deadline: float | None = None, phase: bool = True
               ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]]]:
-        """(an exact upper bound on c.z' + const over the box, a witness (x, theta') whose value the
+        """(a certified upper bound on c.z' + const over the box, a witness (x, theta') whose value the
         caller computes exactly). The multipliers' search stops once the float bound is at most
         ``stop_at``, when it stalls, at ``iters`` iterations or at ``deadline`` (time.monotonic());
         the bound is valid wherever it stops. A later call with the same ``c`` starts from the best
@@ -288,17 +290,17 @@ class ThreeLayerDual:
         PHASE of the time (see below). Sets last_iters (iterations done), last_converged (the
         search stalled or met a zero subgradient), last_reached (the float bound reached
         ``stop_at``) and last_float (the float bound)."""
-        upper, witness = self._bound(c, const, stop_at, iters, deadline, phase, False, False)
-        assert upper is not None and witness is not None
+        upper, witness = self._bound(c, const, stop_at, iters, deadline, phase, None)
+        assert witness is not None
         return upper, witness
 
     def _bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None, iters: int | None,
-               deadline: float | None, phase: bool, lazy_bound: bool, lazy_witness: bool
-               ) -> tuple[Fraction | None, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
-        """bound; with ``lazy_bound`` (``lazy_witness``), None for the bound (the witness) where
-        it cannot decide stop_at."""
+               deadline: float | None, phase: bool, witness_above: Fraction | None
+               ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
+        """bound; the witness None where its float value is below ``witness_above`` (by more than
+        rounding could explain: it would not be the best one a search keeps)."""
         K, M, N = self.k, self.m, self.n
-        if deadline is not None:  # keep the time of the exact evaluation at the end
+        if deadline is not None:  # keep the time of the certified bound and the witness at the end
             deadline -= self._exact_s()
         a, k0 = self._pieces(c)
         base = const + k0
@@ -332,14 +334,7 @@ class ThreeLayerDual:
             gain = np.empty((K, 2, M, 2, N))
 
             def dual(lam: np.ndarray, mu: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
-                A = A0 + lam[:, None, :, None]
-                mt = mu * tw
-                up = (A >= 0)[..., None]
-                np.multiply(A[..., None], np.where(up, UpV[None, None, :, None, :], UmV[None, None, :, None, :]),
-                            out=gain)
-                np.add(gain, mt[:, :, :, None, :], out=gain)
-                np.maximum(gain, 0.0, out=gain)
-                piece = A * Lw[:, None] + np.abs(A) * Le[:, None] + (mu @ lo)[..., None] + gain.sum(-1)
+                A, mt, piece = self._pieces_np(A0, lam, mu, UpV, UmV, gain)
                 s = (piece[..., 1] > piece[..., 0]).astype(np.intp)  # (K, 2, M)
                 tau = np.take_along_axis(piece, s[..., None], -1)[..., 0]
                 tc = bf + tau.sum(-1)  # (K, 2)
@@ -423,26 +418,37 @@ class ThreeLayerDual:
             move(lam, mu, ci, pos, step)
         self._warm[key] = (best_lam, best_mu)
         self.last_iters = it + 1
-        self.last_reached = target is not None and best_v <= target  # (the exact bound may still miss it)
+        self.last_reached = target is not None and best_v <= target  # (the certified bound may still miss it)
         self.last_float = best_v
         ci, s_sel, pos = best_pick
         self.last_frac = pos.reshape(-1, self.n).mean(axis=0)  # the copies' share at h_i (search's branching)
         idx, s2 = self._polish(af, *self._ends(af, self._vote(pos), ci))
-        want_bound = want_witness = True
-        if stop_at is not None:
-            # the lazy forms (a check's search): the exact bound is worth its time (0.4 s on the
-            # 3 x 64 net) only where it may reach stop_at, and the witness (0.2 s) only where it
-            # may exceed it; the float values, within about 1e-12 of the exact ones, tell
-            slack = 1e-7 * (1.0 + abs(float(stop_at)))
-            want_bound = not lazy_bound or best_v <= float(stop_at) + slack
-            want_witness = (not lazy_witness
-                            or float(base) + self._corners_f(af, idx[None], s2[None])[0] >= float(stop_at) - slack)
-        upper = self._exact_dual(a, beta, base, best_lam, best_mu) if want_bound else None
+        want_witness = True
+        if witness_above is not None:
+            # a witness takes 0.2 s on the 3 x 64 net, 20 times the certified bound: a search builds
+            # it only where it may beat the best so far (or a check's threshold); the float value is
+            # within about 1e-12 of the exact one
+            floor = float(witness_above)
+            want_witness = float(base) + self._corners_f(af, idx[None], s2[None])[0] >= floor - 1e-7 * (1.0 + abs(floor))
+        upper = self._certified_dual(a, beta, base, best_lam, best_mu)
         return upper, (self._witness(c, a, idx, s2) if want_witness else None)
 
+    def _pieces_np(self, A0: np.ndarray, lam: np.ndarray, mu: np.ndarray, UpV: np.ndarray, UmV: np.ndarray,
+                   gain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """numpy's form of the copies' values: (A, mu t, piece (K, 2, M, 2)); ``gain`` is scratch."""
+        A = A0 + lam[:, None, :, None]
+        mt = mu * self.t_f
+        up = (A >= 0)[..., None]
+        np.multiply(A[..., None], np.where(up, UpV[None, None, :, None, :], UmV[None, None, :, None, :]), out=gain)
+        np.add(gain, mt[:, :, :, None, :], out=gain)
+        np.maximum(gain, 0.0, out=gain)
+        piece = A * self.Lw_f[:, None] + np.abs(A) * self.Le_f[:, None] + (mu @ self.l_f)[..., None] + gain.sum(-1)
+        return A, mt, piece
+
     def _exact_s(self) -> float:
-        """The time kept for bound's exact evaluation: twice the 0.43 s measured on 10^6 gains."""
-        return 0.8e-6 * self.k * self.m * self.n * 4
+        """The time kept at the end of a call for the certified bound (a few ms) and the witness:
+        twice the 0.2 s a witness takes on the 3 x 64 net."""
+        return 0.1 + 0.4e-6 * self.k * self.m * self.n * 4
 
     def _vote(self, pos: np.ndarray) -> np.ndarray:
         """u1 as end indices (0: l, 1: h): the majority over the copies' maximizers."""
@@ -502,6 +508,64 @@ class ThreeLayerDual:
     def _value_f(self, af: np.ndarray, idx: np.ndarray, ci: np.ndarray) -> float:
         return self._ends_f(af, idx, ci)[1]
 
+    # -- the certified evaluation -------------------------------------------------------
+    def _certified_dual(self, a: np.ndarray, beta: np.ndarray, base: Fraction,
+                        lam_f: np.ndarray, mu_f: np.ndarray) -> Fraction:
+        """An upper bound on the D(lam, mu) that _exact_dual computes (the same multipliers, their
+        sums made exactly 0), from the float64 dual and a proven bound on its rounding error; the
+        exact evaluation where a float is not finite. It takes a few ms where _exact_dual takes
+        0.43 s on the 3 x 64 net, and lies above it by about 1e-14 times the sum of the terms'
+        magnitudes.
+
+        The error bound: the float value of each copy's tau_kj = sum_m max_s piece_kjms is a
+        program of sums, products, |.| and max over inputs rounded once each (the data, a, and the
+        multipliers). With u = 2^-53, a result with at most P roundings on any path from an input
+        differs from its exact value by at most gamma_P = P u / (1 - P u) times its shadow: the same
+        program on the inputs' magnitudes, with |.| and max(0, .) of a term given the term's shadow
+        and max of terms the largest shadow (both are 1-Lipschitz; a sum adds one rounding to the
+        longer path, a product adds its factors' paths and one). Here P <= N + M + 16 (the sums over
+        N gains and M copies, any order, as numpy's pairwise sums or BLAS take them), and the
+        shadow of piece_kjms is S(A) (sum_i |U_mi| + |V_mi| + |Lw_m| + |Le_m|) + sum_i |mu_kjmi|
+        (|l_i| + |t_i|) with S(A) = |a| (|W3| + E3) + |lam|. The shadow computed in floats is within
+        gamma_P of its exact value, so 2 (N + M + 32) 2^-53 times it bounds the error; 2^-900 per
+        copy more covers underflow. The sum over k and the max over j are then taken exactly."""
+        parts = self._tau_err(a, lam_f, mu_f)
+        if parts is None:
+            return self._exact_dual(a, beta, base, lam_f, mu_f)
+        tau, err = parts
+        total = base
+        for k in range(self.k):
+            total += max(beta[k, j] + Fraction(float(tau[k, j])) + Fraction(float(err[k, j])) for j in range(2))
+        return total
+
+    def _tau_err(self, a: np.ndarray, lam_f: np.ndarray, mu_f: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(the float tau (K, 2), a bound on its rounding error), or None where either is not finite."""
+        K, M, N = self.k, self.m, self.n
+        lami, dlam = _zero_sum(lam_f, 0)
+        mui, dmu = _zero_sum(mu_f, 2)
+        lam = np.ascontiguousarray(lami, dtype=float) * (1.0 / dlam)  # q / 2^e: one rounding (q may
+        mu = np.ascontiguousarray(mui, dtype=float) * (1.0 / dmu)  # exceed 2^53)
+        af = np.vectorize(float, otypes=[float])(a)
+        sg = np.array([1.0, -1.0])
+        A0 = (af[:, :, None, None] * self.W3_f.T[:, None, :, None]
+              + sg * np.abs(af)[:, :, None, None] * self.E3_f.T[:, None, :, None])  # (K, 2, M, 2)
+        UpV, UmV = self.U_f + self.V_f, self.U_f - self.V_f
+        kernels = _kernels()
+        if kernels is not None:
+            s_all, tau = np.empty((K, 2, M), dtype=np.intp), np.empty((K, 2))
+            kernels[0](A0, lam, mu, self.t_f, self.l_f, UpV, UmV, self.Lw_f, self.Le_f, np.zeros((K, 2)),
+                       s_all, tau)
+        else:
+            piece = self._pieces_np(A0, lam, mu, UpV, UmV, np.empty((K, 2, M, 2, N)))[2]
+            tau = np.maximum(piece[..., 0], piece[..., 1]).sum(-1)
+        row = (np.abs(self.U_f) + np.abs(self.V_f)).sum(-1) + np.abs(self.Lw_f) + np.abs(self.Le_f)  # (M,)
+        s_a = np.abs(af)[:, :, None, None] * (np.abs(self.W3_f.T) + self.E3_f.T)[:, None, :, None] \
+            + np.abs(lam)[:, None, :, None]  # (K, 2, M, 1): the same for both s
+        s_mu = np.abs(mu) @ (np.abs(self.l_f) + np.abs(self.t_f))  # (K, 2, M)
+        shadow = (s_a * row[:, None] + s_mu[..., None]).max(-1).sum(-1)  # (K, 2)
+        err = 2.0 * (N + M + 32) * 2.0**-53 * shadow + 2.0**-900 * (1.0 + row.sum() + M * N)
+        return (tau, err) if np.isfinite(tau).all() and np.isfinite(err).all() else None
+
     # -- exact evaluation ----------------------------------------------------------------
     def _exact_dual(self, a: np.ndarray, beta: np.ndarray, base: Fraction,
                     lam_f: np.ndarray, mu_f: np.ndarray) -> Fraction:
@@ -510,6 +574,7 @@ class ThreeLayerDual:
         K, M = self.k, self.m
         lami, dlam = _zero_sum(lam_f, 0)  # (K, M)
         mui, dmu = _zero_sum(mu_f, 2)  # (K, 2, M, N)
+        lami, mui = lami.astype(object), mui.astype(object)
         ai, da = _over(a)  # (K, 2)
         (w3i, dw3), (e3i, de3), (Ui, dU), (Vi, dV), (ti, dt), (li, dl), (Lwi, dLw), (Lei, dLe) = self._ints
         dA = math.lcm(da * dw3, da * de3, dlam)
@@ -551,7 +616,7 @@ class ThreeLayerDual:
     def search(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None = None,
                deadline: float | None = None, tol: Fraction = _ZERO, decide: bool = False
                ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
-        """(an exact upper bound on c.z' + const over the box, the best witness (x, theta') found;
+        """(a certified upper bound on c.z' + const over the box, the best witness (x, theta') found;
         in a check, None if no witness came near stop_at), from a best-first branch and bound
         over the first layer's ends with ``bound`` at each node.
         A node closes once its bound is at most the threshold: ``stop_at`` if ``decide`` (a check:
@@ -580,11 +645,11 @@ class ThreeLayerDual:
                 dual._warm[key] = (warm[0].astype(float), warm[1].astype(float))
             thr = threshold()
             known = [n.upper for n in (node, parent) if n is not None]  # each holds over this box
-            # a check: the witness only where it may exceed the threshold, and at the nodes with a
-            # bound already the exact bound only where it may reach it (see _bound)
+            # the witness only where it may exceed a check's threshold, or the best one so far
+            floor = stop_rel if decide else (None if tree.best is None else tree.best[0])
             upper, wit = dual._bound(c, const, None if thr is None else const + thr, iters, deadline, False,
-                                     decide and bool(known), decide)
-            bounds = known + ([] if upper is None else [upper - const])
+                                     None if floor is None else const + floor)
+            bounds = known + [upper - const]
             if node is None:
                 node = _Node(ends, min(bounds), dual.last_frac, dual._warm[key],
                              self.ROOT_ITERS[1] if not ends else self.NODE_ITERS)
@@ -602,7 +667,7 @@ class ThreeLayerDual:
         else:
             tree.reopen(threshold())
             if not decide and tree.best is None:  # a check's tree, which may keep no witness
-                _, wit = self._bound(c, const, None, 1, None, False, False, False)
+                _, wit = self._bound(c, const, None, 1, None, False, None)
                 assert wit is not None
                 tree.best = (self._value(c, wit), wit)
         while True:
@@ -678,7 +743,7 @@ class ThreeLayerDual:
 
 
 class _Node:
-    """A node of ThreeLayerDual.search: the first-layer units fixed at an end, an exact bound on
+    """A node of ThreeLayerDual.search: the first-layer units fixed at an end, a certified bound on
     the objective minus its constant over the node's box, its copies' shares at h_i, its best
     multipliers (float32: they only start later searches), its iterations (budget, done), and
     how its last search ended (stalled; reached the threshold it was given)."""
@@ -688,13 +753,13 @@ class _Node:
     def __init__(self, ends: dict[int, int], upper: Fraction, frac: np.ndarray,
                  warm: tuple[np.ndarray, np.ndarray], budget: int) -> None:
         self.ends, self.upper, self.frac = ends, upper, frac
-        self.key = float(upper)  # its best-first order: its float bound where the exact one was not taken
+        self.key = float(upper)  # its best-first order: the lower of its float and certified bounds
         self.warm = self.compact(warm)
         self.budget, self.done, self.stalled, self.reached = budget, 0, False, False
 
     def ripe(self) -> bool:
         """Ready to split: its iterations done, its search stalled, or its float bound at the
-        threshold while the exact one is not (more steps would not help)."""
+        threshold while the certified one is not (more steps would not help)."""
         return self.done >= self.budget or self.stalled or self.reached
 
     @staticmethod
