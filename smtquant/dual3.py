@@ -51,9 +51,11 @@ _ZERO = Fraction(0)
 # sum_i max(0, A U_mi + |A| V_mi + mu_kami t_i), then the chosen copies' maximizers, the
 # subgradient and the update. numpy makes about twenty passes over arrays of 10^5 to 10^6
 # entries for a step; with numba installed (``pip install smtquant[fast]``) three compiled loops
-# do it (_dual_py, _grad_py, _move_py). The certified bound uses the first as well: its error
-# bound holds for any order of the sums, so numpy's and numba's values are both covered.
+# do it (_dual_py, _grad_py, _move_py). They are compiled with the fast-math flags that let LLVM
+# reorder and vectorize their sums (3x faster steps at 64^3): they only choose the multipliers,
+# and the certified bound is computed with numpy (_tau_err), in IEEE order.
 _KERNELS: list = []  # [the compiled (dual, grad, move), or None without numba]; filled on first use
+_FASTMATH = {"reassoc", "nsz", "contract"}  # reorder sums, ignore the sign of zero, fuse multiply-adds
 
 
 def _kernels():
@@ -70,7 +72,8 @@ def _kernels():
             # numba that cannot compile them leaves numpy in use
             for cache in (True, False):
                 try:
-                    compiled = tuple(numba.njit(cache=cache)(f) for f in (_dual_py, _grad_py, _move_py))
+                    compiled = tuple(numba.njit(cache=cache, fastmath=_FASTMATH)(f)
+                                     for f in (_dual_py, _grad_py, _move_py))
                     _run_tiny(*compiled)
                     break
                 except Exception:  # noqa: BLE001 - any failure of the optional compiler
@@ -550,14 +553,8 @@ class ThreeLayerDual:
         A0 = (af[:, :, None, None] * self.W3_f.T[:, None, :, None]
               + sg * np.abs(af)[:, :, None, None] * self.E3_f.T[:, None, :, None])  # (K, 2, M, 2)
         UpV, UmV = self.U_f + self.V_f, self.U_f - self.V_f
-        kernels = _kernels()
-        if kernels is not None:
-            s_all, tau = np.empty((K, 2, M), dtype=np.intp), np.empty((K, 2))
-            kernels[0](A0, lam, mu, self.t_f, self.l_f, UpV, UmV, self.Lw_f, self.Le_f, np.zeros((K, 2)),
-                       s_all, tau)
-        else:
-            piece = self._pieces_np(A0, lam, mu, UpV, UmV, np.empty((K, 2, M, 2, N)))[2]
-            tau = np.maximum(piece[..., 0], piece[..., 1]).sum(-1)
+        piece = self._pieces_np(A0, lam, mu, UpV, UmV, np.empty((K, 2, M, 2, N)))[2]  # (5 ms at 64^3)
+        tau = np.maximum(piece[..., 0], piece[..., 1]).sum(-1)
         row = (np.abs(self.U_f) + np.abs(self.V_f)).sum(-1) + np.abs(self.Lw_f) + np.abs(self.Le_f)  # (M,)
         s_a = np.abs(af)[:, :, None, None] * (np.abs(self.W3_f.T) + self.E3_f.T)[:, None, :, None] \
             + np.abs(lam)[:, None, :, None]  # (K, 2, M, 1): the same for both s

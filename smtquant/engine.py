@@ -1925,8 +1925,11 @@ class EngineBackend:
     # the nested dual (three identity hidden layers) goes after the branch and bound where the
     # perturbation is fine: there the LP relaxations are tight and the search closes in seconds,
     # while the dual converges slowly. "Fine": the zonotope bound's excess over the first-order
-    # estimate is below this share of the first-order change (see _search_first)
-    SEARCH_FIRST_GAP = Fraction(1, 4)
+    # estimate is below this share of the first-order change (see _search_first). On the suite's
+    # 3 x 64 identity net (session 17, quantify to 1e-6, 3 points) the dual first took 6.6-6.9 s
+    # at fixed:8 (ratio 0.13) where the branch and bound first took 9.7-28.8 s, and 7.1-50 s at
+    # fixed:10 (ratio 0.03) against 7.0-7.7 s; 1/16 lies between
+    SEARCH_FIRST_GAP = Fraction(1, 16)
     SEARCH_FIRST_SHARE = 0.8  # of the time left, for the branch and bound
     DUAL_PROBE_SHARE = 0.1  # of the time, for the nested dual before the branch and bound goes first
     DUAL_PROBE_S = 2.0  # and at most this, with or without a timeout (session 16: 9.0 s -> 6.2 s at fixed:8)
@@ -1946,7 +1949,7 @@ class EngineBackend:
         its first-order change over the box (``_first_order_change``) by less than SEARCH_FIRST_GAP
         times that change. The ratio depends on neither delta nor a witness; on the 3 x 64 suite
         net it is 2.4-2.7 at fixed:4, 0.51-0.58 at fixed:6, 0.12-0.14 at fixed:8 (10 points, both
-        signs). Only speed depends on it."""
+        signs), about 0.03 at fixed:10 and 0.008 at fixed:12 (one point). Only speed depends on it."""
         if not ThreeLayerDual.applies(problem):
             return False
         zv = _identity_outputs(problem.layers, [lo for lo, _ in problem.inputs])
