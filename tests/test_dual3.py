@@ -466,6 +466,31 @@ def test_the_certified_bound_lies_just_above_the_exact_dual() -> None:
     assert below >= 1
 
 
+def test_a_node_s_dual_built_from_its_parent_equals_a_fresh_one() -> None:
+    """_with_ends (the branch and bound's children) gives the same exact pieces, floats and bounds
+    as building the dual with those ends from the problem, for ends at either end, one or three
+    at a time, on first-layer ranges that cross 0 (a non-dyadic input)."""
+    q = _query(_net(4, (2, 4, 3, 3, 2)), "fixed:1", [Fraction(1, 3), Fraction(-2, 7)])
+    root = ThreeLayerDual(q.problem)
+    assert any(lo < 0 < hi for lo, hi in zip(root.lo, root.hi))
+    c = {0: Fraction(1), 1: Fraction(-1, 3)}
+    for ends in ({0: 1}, {2: 0}, {0: 1, 1: 0, 3: 1}):
+        for built in (root._with_ends(ends), root._with_ends({0: 1})._with_ends(ends) if 0 in ends else None):
+            if built is None:
+                continue
+            fresh = ThreeLayerDual(q.problem, ends)
+            assert built.ends == fresh.ends and built.lo == fresh.lo and built.hi == fresh.hi
+            for name in ("U", "V", "Lw", "Le"):
+                assert (getattr(built, name) == getattr(fresh, name)).all(), name
+            for name in ("U_f", "V_f", "Lw_f", "Le_f", "t_f", "l_f", "pts_f"):
+                assert np.array_equal(getattr(built, name), getattr(fresh, name)), name
+            a, k0 = fresh._pieces(c)
+            lam, mu = _random_multipliers(fresh, np.random.default_rng(len(ends)), 0.4)
+            assert built._exact_dual(a, fresh._beta(a), k0, lam, mu) == fresh._exact_dual(a, fresh._beta(a), k0, lam, mu)
+            assert built.bound(c, Fraction(0), iters=50)[0] == fresh.bound(c, Fraction(0), iters=50)[0]
+    assert root.ends == {} and not (root.U == 0).all()  # the parent is left as it was
+
+
 def _corner_max(dual: ThreeLayerDual, c: dict[int, Fraction]) -> Fraction:
     """The exact maximum of c.z' over the box, by enumeration: u1 over the corners of its box and
     u2 over the ends of its intervals (the objective is convex in each layer's pre-activations
