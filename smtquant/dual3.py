@@ -470,7 +470,7 @@ class ThreeLayerDual:
         idx, s2 = self._polish(af, *self._ends(af, self._vote(pos), ci))
         want_witness = True
         if witness_above is not None:
-            # a witness takes 0.2 s on the 3 x 64 net, 20 times the certified bound: a search builds
+            # a witness takes 0.2 s on the 3 x 64 net, 6 times the certified bound: a search builds
             # it only where it may beat the best so far (or a check's threshold); the float value is
             # within about 1e-12 of the exact one
             floor = float(witness_above)
@@ -491,7 +491,7 @@ class ThreeLayerDual:
         return A, mt, piece
 
     def _exact_s(self) -> float:
-        """The time kept at the end of a call for the certified bound (a few ms) and the witness:
+        """The time kept at the end of a call for the certified bound (35 ms) and the witness:
         twice the 0.2 s a witness takes on the 3 x 64 net."""
         return 0.1 + 0.4e-6 * self.k * self.m * self.n * 4
 
@@ -558,8 +558,8 @@ class ThreeLayerDual:
                         lam_f: np.ndarray, mu_f: np.ndarray) -> Fraction:
         """An upper bound on the D(lam, mu) that _exact_dual computes (the same multipliers, their
         sums made exactly 0), from the float64 dual and a proven bound on its rounding error; the
-        exact evaluation where a float is not finite. It takes a few ms where _exact_dual takes
-        0.43 s on the 3 x 64 net, and lies above it by about 1e-14 times the sum of the terms'
+        exact evaluation where a float is not finite. It takes about 35 ms where _exact_dual takes
+        0.43-0.9 s on the 3 x 64 net, and lies above it by about 1e-14 times the sum of the terms'
         magnitudes.
 
         The error bound: the float value of each copy's tau_kj = sum_m max_s piece_kjms is a
