@@ -595,7 +595,7 @@ class ThreeLayerDual:
         A0 = (af[:, :, None, None] * self.W3_f.T[:, None, :, None]
               + sg * np.abs(af)[:, :, None, None] * self.E3_f.T[:, None, :, None])  # (K, 2, M, 2)
         UpV, UmV = self.U_f + self.V_f, self.U_f - self.V_f
-        piece = self._pieces_np(A0, lam, mu, UpV, UmV, np.empty((K, 2, M, 2, N)))[2]  # (5 ms at 64^3)
+        piece = self._pieces_np(A0, lam, mu, UpV, UmV, np.empty((K, 2, M, 2, N)))[2]  # (17 ms at 64^3)
         tau = np.maximum(piece[..., 0], piece[..., 1]).sum(-1)
         row = (np.abs(self.U_f) + np.abs(self.V_f)).sum(-1) + np.abs(self.Lw_f) + np.abs(self.Le_f)  # (M,)
         s_a = np.abs(af)[:, :, None, None] * (np.abs(self.W3_f.T) + self.E3_f.T)[:, None, :, None] \
