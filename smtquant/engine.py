@@ -1162,8 +1162,10 @@ class Engine:
         else the largest gap between the LP point and the activation. The share is the multiplier
         of its triangle or chord row times how far the LP point lies from the phase nearer to it,
         plus BRANCH_FAR times the farther one: each child must move the point at least that far.
-        (Until session 18 it was the multiplier times the row's intercept, as in BaBSR; on the
-        3 x 64 ReLU net's hardest local checks the new score took 22-26 % fewer nodes.)"""
+        (Until session 18 it was the multiplier times the row's intercept, as in BaBSR. On the
+        3 x 64 ReLU net's two hardest local checks the new score took 22-26 % fewer nodes with
+        each LP started from the last solve's basis; with the parent's basis, node counts shift
+        by themselves on degenerate LPs, and the two took 27 % and 2 % fewer.)"""
         node = self.last_node
         implied = node.implied if node is not None else set()
         lam = self.last_lam
