@@ -451,6 +451,68 @@ def test_lp_time_limits_follow_the_deadline(monkeypatch) -> None:
     assert not res.complete and res.reason.startswith("timeout")
 
 
+def test_lp_bounds_of_a_sub_box_are_the_same_in_its_own_model_and_in_the_roots() -> None:
+    """box_lp_tighten solves every LP in one engine, each layer's in the context of the bounds
+    found so far: in the sub-box's own model or in the root's (Engine.box_context), the
+    bounds agree (to the outward rounding), are no wider than before, and some are narrower."""
+    from smtquant.engine import EngineBackend, box_lp_tighten, tighten
+
+    net = tiny_net(3, "relu", (2, 6, 5, 4, 1))
+    q = Query(net, sq.parse_scheme("fixed:3").box(net), GlobalRobustness([[-1, 1], [-1, 1]], "logit"),
+              get_backend("engine"), None)
+    root = tighten(q.problem)  # (as the search's root is: with bounds on the difference, as its sub-boxes)
+    sub = EngineBackend.split(EngineBackend.split(root)[0])[1]
+    own = box_lp_tighten(sub, eng=Engine(sub))
+    shared = box_lp_tighten(EngineBackend.split(EngineBackend.split(root)[0])[1], eng=Engine(root))
+    narrower = 0
+    for a, b, c in zip(own.perturbed_bounds.pre + own.original_bounds.pre,
+                       shared.perturbed_bounds.pre + shared.original_bounds.pre,
+                       sub.perturbed_bounds.pre + sub.original_bounds.pre):
+        for (al, ah), (bl, bh), (cl, ch) in zip(a, b, c):
+            assert abs(float(al - bl)) <= 1e-9 and abs(float(ah - bh)) <= 1e-9
+            assert cl <= al <= ah <= ch and cl <= bl <= bh <= ch
+            narrower += (al, ah) != (cl, ch)
+    assert narrower > 0
+
+
+@pytest.mark.parametrize("scheme", ["eps:0.1", "fixed:4"])
+def test_the_float_certificate_is_never_below_the_exact_one_and_within_1e_9(scheme: str) -> None:
+    """_float_certificate evaluates the weak-duality bound in float64 plus a proven rounding
+    margin: for the same multipliers it is >= the bound summed exactly in rationals, and close
+    to it, at the root, at nodes (rows replaced in place) and with an extra guard row. The
+    multipliers have 40-bit mantissas within 2^40 of each other, so the exact certificate uses
+    them as they are. (With the margin left out the float value falls below the exact one.)"""
+    net = tiny_net(7, "relu", (2, 6, 5, 1))
+    q = Query(net, sq.parse_scheme(scheme).box(net), GlobalRobustness([[-0.5, 0.5], [0, 1]], "logit"),
+              get_backend("engine"), None)
+    eng = Engine(q.problem)
+    out_var = next(iter(eng.enc.zp[0].coef))
+    g = {out_var: Fraction(1), next(iter(eng.enc.z[0].coef)): Fraction(-1, 3)}
+    guard = ({out_var: Fraction(1, 7)}, Fraction(5, 3))
+    rng = np.random.default_rng(1)
+    units = [k for k, nr in enumerate(eng.enc.neurons) if nr.pre >= 0][:4]
+    checked = 0
+    for phases in ({}, {units[0]: 1}, {units[0]: -1, units[1]: 1}, {units[2]: 1, units[3]: -1}):
+        node = eng._node_rows(phases)
+        if node is None:
+            continue
+        lo_f = np.array([float(v) for v in node.lo])
+        hi_f = np.array([float(v) for v in node.hi])
+        lo_f = np.array([np.nextafter(a, -np.inf) if Fraction(a) > v else a for a, v in zip(lo_f, node.lo)])
+        hi_f = np.array([np.nextafter(b, np.inf) if Fraction(b) < v else b for b, v in zip(hi_f, node.hi)])
+        for more in ([], [guard]):
+            for _ in range(6):
+                m = len(eng.enc.rows) + len(more)
+                lam = np.ldexp(rng.integers(2**39, 2**40, size=m).astype(float), -40) * rng.choice([0.0, 1.0, 8.0], size=m)
+                exact = eng._certificate(g, lam, node.repl, more, node.lo, node.hi)
+                fast = eng._float_certificate(g, lam, node.repl, more, lo_f, hi_f)
+                assert fast is not None
+                assert fast >= exact
+                assert float(fast - exact) <= 1e-9 * (1 + abs(float(exact)))
+                checked += 1
+    assert checked >= 24
+
+
 @pytest.mark.parametrize("seed", [1, 2, 4, 5])
 def test_a_child_lp_started_from_its_parents_basis_takes_fewer_pivots_and_the_same_optimum(seed: int) -> None:
     """Each node's LP starts from its parent's optimal basis: after HiGHS has moved elsewhere (the
