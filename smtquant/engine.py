@@ -714,8 +714,9 @@ class Engine:
     def _solve_lp(self, g: Lin, guards: list[tuple[Lin, Fraction]], phases: dict[int, int],
                   ctx: _BoxCtx | None = None, warm: _WarmLP | None = None, basis=None):
         """The node's LP: ("ok", point, float value, certify) with certify(above=None) the certified
-        bound from its multipliers (exact where the float one lies just above ``above``), or ("empty" | "timeout" | "fail", None, None, None). ``warm``: the HiGHS
-        instance to solve it in (default: the search's own); ``basis``: a basis to start from."""
+        bound from its multipliers (exact where the float one lies just above ``above``), or
+        ("empty" | "timeout" | "fail", None, None, None). ``warm``: the HiGHS instance to solve it
+        in (default: the search's own); ``basis``: a basis to start from."""
         from scipy.optimize import linprog  # noqa: PLC0415
 
         ctx = ctx or self.root_ctx
