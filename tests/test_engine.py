@@ -109,7 +109,7 @@ def test_certificate_is_an_upper_bound_for_any_multipliers() -> None:
         assert certify() >= node_bound - Fraction(1, 10**9)
         for _ in range(3):
             lam = list(rng.uniform(0, 2, size=len(eng.enc.rows)))
-            assert eng._certificate(g, lam, node.repl, [], node.lo, node.hi) >= node_bound - Fraction(1, 10**9)
+            assert eng._certificate(g, lam, node.repl, [], *node.exact()) >= node_bound - Fraction(1, 10**9)
     # the bound dominates the output of the network replayed (exactly) from the LP point
     x, layers = eng.replay(y)
     zp = forward_enclosure(layers, x, "relu")[0][0]
@@ -496,15 +496,14 @@ def test_the_float_certificate_is_never_below_the_exact_one_and_within_1e_9(sche
         node = eng._node_rows(phases)
         if node is None:
             continue
-        lo_f = np.array([float(v) for v in node.lo])
-        hi_f = np.array([float(v) for v in node.hi])
-        lo_f = np.array([np.nextafter(a, -np.inf) if Fraction(a) > v else a for a, v in zip(lo_f, node.lo)])
-        hi_f = np.array([np.nextafter(b, np.inf) if Fraction(b) < v else b for b, v in zip(hi_f, node.hi)])
+        lo, hi = node.exact()
+        lo_f, hi_f = node.lo_f, node.hi_f
+        assert all(Fraction(float(a)) <= v for a, v in zip(lo_f, lo)) and all(Fraction(float(b)) >= v for b, v in zip(hi_f, hi))
         for more in ([], [guard]):
             for _ in range(6):
                 m = len(eng.enc.rows) + len(more)
                 lam = np.ldexp(rng.integers(2**39, 2**40, size=m).astype(float), -40) * rng.choice([0.0, 1.0, 8.0], size=m)
-                exact = eng._certificate(g, lam, node.repl, more, node.lo, node.hi)
+                exact = eng._certificate(g, lam, node.repl, more, lo, hi)
                 fast = eng._float_certificate(g, lam, node.repl, more, lo_f, hi_f)
                 assert fast is not None
                 assert fast >= exact
