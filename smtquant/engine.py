@@ -464,7 +464,7 @@ class Engine:
         self.lp_calls = 0
         self.deadline: float | None = None  # time.monotonic() past which an LP is not started or is cut short
         self.last_node: _NodeLP | None = None
-        self.last_lam: Sequence[float] = []
+        self.last_lam: Sequence[float] | np.ndarray = []
         # the base rows over one common denominator, for fast exact certificates in integers
         dens = {c.denominator for coef, _ in rows for c in coef.values()} | {r.denominator for _, r in rows}
         self.D = math.lcm(*dens) if dens else 1
@@ -476,6 +476,7 @@ class Engine:
         self._int_cache: dict[int, tuple[tuple[Lin, Fraction], tuple[list[tuple[int, int]], int, int]]] = {}
         self._float_cache: dict[int, Any] = {}
         self._phase_rows: dict[tuple[int, int, int], tuple[Lin, Fraction]] = {}
+        self._flip_rows: dict[int, tuple[Lin, Fraction]] = {}
         from scipy.sparse import csr_matrix  # noqa: PLC0415 - (scipy: checked in EngineBackend.unsupported)
         self.AT_sp = csr_matrix(self.A.T)  # for the float certificates
         self.AT_abs = abs(self.AT_sp)
@@ -614,6 +615,7 @@ class Engine:
         ctx = ctx or self.root_ctx
         lo_f, hi_f = ctx.lo_f.copy(), ctx.hi_f.copy()
         repl: dict[int, tuple[Lin, Fraction]] = dict(ctx.repl)  # base row -> its replacement at this node
+        low: set[int] = set()
         fixed: dict[int, int] = {}  # variable -> sign fixed by a phase (perturbed network)
         for idx, ph in phases.items():
             nr = self.enc.neurons[idx]
@@ -623,7 +625,7 @@ class Engine:
             if nr.kind == "relu":
                 if ph > 0:
                     lo_f[pre] = max(lo_f[pre], 0.0)
-                    repl[nr.row] = self._phase_row(out, pre, 1)  # h - u <= 0 (so h = u)
+                    low.add(nr.row - 1)  # u - h <= 0, and >= 0: h = u
                 else:
                     hi_f[pre] = min(hi_f[pre], 0.0)
                     hi_f[out] = 0.0
@@ -632,11 +634,11 @@ class Engine:
                     continue
                 if ph > 0:
                     lo_f[pre] = max(lo_f[pre], 0.0)
-                    repl[nr.row] = self._phase_row(out, pre, 1)  # a <= u
+                    low.add(nr.row - 2)  # u - a <= 0, and >= 0: a = u
                 else:
                     hi_f[pre] = min(hi_f[pre], 0.0)
-                    repl[nr.row] = self._phase_row(out, pre, -1)  # a <= -u
-        node = _NodeLP(repl, lo_f, hi_f, set(ctx.implied), ctx)
+                    low.add(nr.row - 1)  # -u - a <= 0, and >= 0: a = -u
+        node = _NodeLP(repl, lo_f, hi_f, set(ctx.implied), ctx, low)
         if not phases:
             return node
         relu = self.problem.hidden_activation == "relu"
@@ -679,7 +681,7 @@ class Engine:
                 nr = self.enc.neurons[k]
                 if a >= 0.0:  # implied active
                     node.implied.add(k)
-                    repl[nr.row] = self._phase_row(nr.out, u, 1)
+                    low.add(nr.row - 1)
                 elif b <= 0.0:  # implied inactive
                     node.implied.add(k)
                     hi_f[nr.out] = 0.0
@@ -697,6 +699,21 @@ class Engine:
                 hl, hh = nl, nh
         return node
 
+    def _flipped(self, r: int) -> tuple[Lin, Fraction]:
+        """The lower side a.y >= 0 of base row r as the row -a.y <= 0 (one object per row)."""
+        row = self._flip_rows.get(r)
+        if row is None:
+            coef, _ = self.enc.rows[r]
+            row = self._flip_rows[r] = ({v: -a for v, a in coef.items()}, _ZERO)
+        return row
+
+    @staticmethod
+    def _with_low(upper: np.ndarray, lower: np.ndarray, low: Sequence[int]) -> np.ndarray:
+        """The multipliers as the certificates number the rows: the <= sides of the rows HiGHS has
+        (base rows, then guards: ``upper``), then the lower sides of the base rows ``low`` (taken
+        from ``lower``, by row)."""
+        return np.concatenate([upper, lower[list(low)]]) if len(low) else upper
+
     def _phase_row(self, out: int, pre: int, sign: int) -> tuple[Lin, Fraction]:
         """The row out - sign pre <= 0 (one object per neuron and sign, so the warm LP sees it
         unchanged between nodes at a glance)."""
@@ -711,10 +728,10 @@ class Engine:
         nr = self.enc.neurons[k]
         if a >= 0.0:
             node.implied.add(k)
-            node.repl[nr.row] = self._phase_row(nr.out, u, 1)  # |u| <= u
+            node.low.add(nr.row - 2)  # |u| <= u
         elif b <= 0.0:
             node.implied.add(k)
-            node.repl[nr.row] = self._phase_row(nr.out, u, -1)  # |u| <= -u
+            node.low.add(nr.row - 1)  # |u| <= -u
         elif tighter:
             m = Fraction((a + b) / (b - a))  # the chord's slope, rounded; the intercept makes it safe
             aq, bq = Fraction(a), Fraction(b)
@@ -739,7 +756,8 @@ class Engine:
         if node is None:
             return "empty", None, None, None
         repl, lo_f, hi_f = node.repl, node.lo_f, node.hi_f
-        more = guards
+        low = sorted(node.low)
+        more = guards + [self._flipped(r) for r in low]  # for the certificates: a.y >= 0 as -a.y <= 0
         if (lo_f > hi_f).any():  # sound bounds with an empty range
             return "empty", None, None, None
         c = np.zeros(self.n)
@@ -765,17 +783,19 @@ class Engine:
             return got
 
         if warm is not None:
-            got = warm.solve(c, lo_f, hi_f, repl, more, time_limit=left, basis=basis)
+            got = warm.solve(c, lo_f, hi_f, repl, guards, time_limit=left, basis=basis, low=low)
             if got is None and self.deadline is not None and time.monotonic() >= self.deadline:
                 return "timeout", None, None, None  # HiGHS stopped at the time limit
             if got is not None and got[0] == "infeasible":  # a Farkas-type certificate from the ray, either sign
+                ray = np.asarray(got[1], dtype=float)
                 for sign in (-1.0, 1.0):
-                    if cert({}, [max(0.0, sign * v) for v in got[1]]) < 0:
+                    if cert({}, self._with_low(np.fmax(sign * ray, 0.0), np.fmax(-sign * ray, 0.0), low)) < 0:
                         return "empty", None, None, None
                 got = None
             if got is not None:  # optimal; anything else goes to linprog below
                 _, x, duals, fun = got
-                lam = np.fmax(-duals, 0.0)  # the multipliers of the <= rows (NaN -> 0, like max(0.0, nan))
+                # the multipliers of the <= sides (NaN -> 0, like max(0.0, nan)), then of the lower sides
+                lam = self._with_low(np.fmax(-duals, 0.0), np.fmax(duals, 0.0), low)
                 self.last_lam = lam
                 return "ok", x, float(-fun), lambda above=None: fast(g, lam, above)
         A = self.A.copy()
@@ -1322,9 +1342,10 @@ class Engine:
 
 class _WarmLP:
     """The base rows loaded once into HiGHS (the copy bundled with scipy); every node changes the
-    objective and the column bounds, adds its extra rows, and re-solves from the previous basis
-    (dual simplex warm start), then drops the extra rows again. Only proposes: the caller
-    certifies every bound exactly."""
+    objective, the column bounds and the lower bounds of its phases' rows (a.y >= 0), replaces
+    rows in place (an input box's relaxation, a narrower triangle), adds its extra rows, and
+    re-solves from a given basis (dual simplex warm start), then drops the extra rows again.
+    Only proposes: the caller certifies every bound."""
 
     def __init__(self, core, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  base: list[tuple[Lin, Fraction]]) -> None:
@@ -1353,6 +1374,9 @@ class _WarmLP:
         self.pattern: dict[int, set[int]] = _DefaultPattern(base)
         self.changed: dict[int, tuple[Lin, Fraction]] = {}  # rows currently replaced in HiGHS
         self.last_basis: Any = None  # (rows, the optimal basis) of the last solve
+        self.asked: Any = None  # the basis the last solve was asked to start from
+        self.at_optimum = False  # HiGHS stands at the last solve's optimal basis (no rows added since)
+        self.low: set[int] = set()  # rows bounded below (at 0) in HiGHS now
 
     @classmethod
     def create(cls, A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -1366,11 +1390,13 @@ class _WarmLP:
             return None
 
     def solve(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, repl: dict[int, tuple[Lin, Fraction]],
-              more: Sequence[tuple[Lin, Fraction]], time_limit: float | None = None, basis=None):
+              more: Sequence[tuple[Lin, Fraction]], time_limit: float | None = None, basis=None,
+              low: Sequence[int] = ()):
         """("ok", x, row duals, objective) if HiGHS reports optimal, ("infeasible", dual ray) if it
         reports infeasible with a ray, else None. Rows in ``repl`` are changed in place (their
         sparsity stays that of the base row, plus at most the new entries) and restored when a
-        later node no longer replaces them; ``more`` rows are added for this solve only.
+        later node no longer replaces them; ``more`` rows are added for this solve only; the base
+        rows ``low`` are also bounded below by 0 (until a later node drops them).
         ``basis``: a (rows, basis) pair from ``last_basis`` to start from, e.g. the parent node's
         (without it HiGHS starts from the last solve's basis, which after a jump to another part of
         the tree had taken hundreds to thousands of dual simplex iterations on 3 x 64 global problems)."""
@@ -1386,6 +1412,12 @@ class _WarmLP:
             if cur is not row and cur != row:  # (rows shared between nodes compare by identity)
                 self._set_row(r, row)
                 self.changed[r] = row
+        want = set(low)
+        for r in self.low - want:
+            h.changeRowBounds(r, -core.kHighsInf, float(self.base[r][1]))
+        for r in want - self.low:
+            h.changeRowBounds(r, 0.0, float(self.base[r][1]))
+        self.low = want
         k = len(more)
         if k:
             starts: list[int] = []
@@ -1402,8 +1434,15 @@ class _WarmLP:
         try:
             # HiGHS compares time_limit with its run time summed over every run of this instance
             h.setOptionValue("time_limit", float("inf") if time_limit is None else h.getRunTime() + max(time_limit, 1e-3))
-            if basis is not None and basis[0] == self.m + k:  # only a basis of this shape (rows as now)
-                h.setBasis(basis[1])
+            # the second child of a node right after the first starts where the first ended: only
+            # bounds differ between them (phases are bounds), so HiGHS keeps its factorization and
+            # its dual steepest-edge weights, which setBasis would have it rebuild (m BTRANs:
+            # about 3 ms at 3 x 64, where a child's LP typically takes a few pivots)
+            sibling = basis is not None and basis[1] is self.asked and self.at_optimum and not k
+            self.asked = None if basis is None else basis[1]
+            self.at_optimum = False
+            if basis is not None and basis[0] == self.m + k and not sibling:
+                h.setBasis(basis[1])  # only a basis of this shape (rows as now)
             h.run()
             status = h.getModelStatus()
             if status == core.HighsModelStatus.kInfeasible:
@@ -1415,6 +1454,7 @@ class _WarmLP:
                 return None
             sol = h.getSolution()
             self.last_basis = (self.m + k, h.getBasis())
+            self.at_optimum = not k
             return "ok", np.array(sol.col_value), np.array(sol.row_dual), h.getInfo().objective_function_value
         finally:
             if k:
@@ -1466,6 +1506,7 @@ class _NodeLP:
     hi_f: np.ndarray
     implied: set[int]  # neurons whose phase the node's bounds fix
     ctx: _BoxCtx  # the box it lies in
+    low: set[int] = field(default_factory=set)  # base rows a.y <= b also held at a.y >= 0 (a fixed phase)
 
     def exact(self) -> tuple[list[Fraction], list[Fraction]]:
         """The bounds as rationals: the box's exact ones where the node left them, else its doubles."""

@@ -105,7 +105,7 @@ def test_certificate_is_an_upper_bound_for_any_multipliers() -> None:
         if status != "ok":
             continue
         node = eng.last_node
-        assert node is not None and node.repl or ph < 0
+        assert node is not None and (node.low or ph < 0)  # an active phase: a row held at >= 0 too
         assert certify() >= node_bound - Fraction(1, 10**9)
         for _ in range(3):
             lam = list(rng.uniform(0, 2, size=len(eng.enc.rows)))
@@ -449,6 +449,39 @@ def test_lp_time_limits_follow_the_deadline(monkeypatch) -> None:
     assert eng._solve_lp(g, [], {})[0] == "timeout"
     res = eng.search(g, Fraction(0), [], lambda y: None, time.monotonic() - 1.0, tol=Fraction(1, 10**6))
     assert not res.complete and res.reason.startswith("timeout")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_second_child_started_where_the_first_ended_reaches_the_same_optimum(seed: int) -> None:
+    """A node's phases are bounds only (an active ReLU holds its row u - h <= 0 at >= 0 too), so
+    the second child, solved right after the first, starts where the first ended without a new
+    basis. Its optimum, and its certified bound (whose multipliers include the rows' lower sides,
+    so it is within 1e-6 of the LP value), match the same child started from the parent's basis."""
+    from smtquant.engine import tighten
+
+    net = tiny_net(seed, "relu", (2, 8, 8, 1))
+    q = Query(net, sq.parse_scheme("fixed:2").box(net), GlobalRobustness([[-1.0, 1.0], [-0.5, 1.5]], "logit"),
+              get_backend("engine"), None)
+    eng = Engine(tighten(q.problem))
+    assert eng.warm is not None
+    g = eng.enc.zp[0].add(eng.enc.z[0], Fraction(-1)).coef
+    status, y, _, _ = eng._solve_lp(g, [], {})
+    assert status == "ok"
+    parent = eng.warm.last_basis
+    unstable = [i for i, nr in enumerate(eng.enc.neurons) if nr.kind == "relu" and nr.pre >= 0]
+    k = next(i for i in unstable if all(eng._solve_lp(g, [], {i: ph})[0] == "ok" for ph in (1, -1)))
+    got: dict[int, list[float]] = {}
+    for order in ((1, -1), (-1, 1)):
+        eng.warm.asked = None  # (a fresh start: the first child sets its basis)
+        for ph in order:
+            st, _, f, certify = eng._solve_lp(g, [], {k: ph}, basis=parent)
+            assert st == "ok"
+            assert f - 1e-9 <= float(certify()) <= f + 1e-6 * (1 + abs(f))
+            got.setdefault(ph, []).append(f)
+        assert eng.warm.asked is parent[1] and eng.warm.at_optimum  # the second child skipped setBasis
+        assert eng.last_node is not None and (eng.last_node.low or ph < 0)
+    for a, b in got.values():  # solved second in one order, first in the other
+        assert abs(a - b) <= 1e-9 * (1 + abs(a))
 
 
 def test_lp_bounds_of_a_sub_box_are_the_same_in_its_own_model_and_in_the_roots() -> None:
