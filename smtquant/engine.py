@@ -1690,7 +1690,7 @@ _DUAL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def lp_tighten(problem: Problem, deadline: float | None = None) -> Problem:
     """At a fixed input, the pre-activations of the third hidden layer on (whose bounds interval
     arithmetic loosens) tightened by LP: max and min of each unstable one over the relaxation,
-    each certified exactly, then rounded outward to doubles (small denominators keep the
+    each certified, then rounded outward to doubles (small denominators keep the
     certificates fast). The first two layers' interval bounds are already exact there."""
     hit = _LP_TIGHT.get(problem)
     if hit is not None:
