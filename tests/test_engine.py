@@ -451,12 +451,8 @@ def test_lp_time_limits_follow_the_deadline(monkeypatch) -> None:
     assert not res.complete and res.reason.startswith("timeout")
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_second_child_started_where_the_first_ended_reaches_the_same_optimum(seed: int) -> None:
-    """A node's phases are bounds only (an active ReLU holds its row u - h <= 0 at >= 0 too), so
-    the second child, solved right after the first, starts where the first ended without a new
-    basis. Its optimum, and its certified bound (whose multipliers include the rows' lower sides,
-    so it is within 1e-6 of the LP value), match the same child started from the parent's basis."""
+def _global_lp_engine(seed: int) -> tuple[Engine, dict[int, Fraction]]:
+    """An engine (warm HiGHS model) of a 2-8-8-1 ReLU net over an input box, and the objective z' - z."""
     from smtquant.engine import tighten
 
     net = tiny_net(seed, "relu", (2, 8, 8, 1))
@@ -464,7 +460,16 @@ def test_the_second_child_started_where_the_first_ended_reaches_the_same_optimum
               get_backend("engine"), None)
     eng = Engine(tighten(q.problem))
     assert eng.warm is not None
-    g = eng.enc.zp[0].add(eng.enc.z[0], Fraction(-1)).coef
+    return eng, eng.enc.zp[0].add(eng.enc.z[0], Fraction(-1)).coef
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_second_child_started_where_the_first_ended_reaches_the_same_optimum(seed: int) -> None:
+    """A node's phases are bounds only (an active ReLU holds its row u - h <= 0 at >= 0 too), so
+    the second child, solved right after the first, starts where the first ended without a new
+    basis. Its optimum, and its certified bound (whose multipliers include the rows' lower sides,
+    so it is within 1e-6 of the LP value), match the same child started from the parent's basis."""
+    eng, g = _global_lp_engine(seed)
     status, y, _, _ = eng._solve_lp(g, [], {})
     assert status == "ok"
     parent = eng.warm.last_basis
@@ -551,14 +556,7 @@ def test_a_child_lp_started_from_its_parents_basis_takes_fewer_pivots_and_the_sa
     opposite objective on the other child), a child solved from the parent's basis reaches the
     same optimum as one solved from wherever HiGHS stood, in fewer dual simplex iterations. A
     basis of another shape (a different number of rows) is ignored."""
-    from smtquant.engine import tighten
-
-    net = tiny_net(seed, "relu", (2, 8, 8, 1))
-    q = Query(net, sq.parse_scheme("fixed:2").box(net), GlobalRobustness([[-1.0, 1.0], [-0.5, 1.5]], "logit"),
-              get_backend("engine"), None)
-    eng = Engine(tighten(q.problem))
-    assert eng.warm is not None
-    g = eng.enc.zp[0].add(eng.enc.z[0], Fraction(-1)).coef
+    eng, g = _global_lp_engine(seed)
     away = {v: -c for v, c in g.items()}
     status, y, _, _ = eng._solve_lp(g, [], {})
     assert status == "ok"
