@@ -475,7 +475,6 @@ class Engine:
         self._packs: dict[int, tuple[list[int], list[int]]] = {}
         self._int_cache: dict[int, tuple[tuple[Lin, Fraction], tuple[list[tuple[int, int]], int, int]]] = {}
         self._float_cache: dict[int, Any] = {}
-        self._phase_rows: dict[tuple[int, int, int], tuple[Lin, Fraction]] = {}
         self._flip_rows: dict[int, tuple[Lin, Fraction]] = {}
         from scipy.sparse import csr_matrix  # noqa: PLC0415 - (scipy: checked in EngineBackend.unsupported)
         self.AT_sp = csr_matrix(self.A.T)  # for the float certificates
@@ -714,15 +713,6 @@ class Engine:
         from ``lower``, by row)."""
         return np.concatenate([upper, lower[list(low)]]) if len(low) else upper
 
-    def _phase_row(self, out: int, pre: int, sign: int) -> tuple[Lin, Fraction]:
-        """The row out - sign pre <= 0 (one object per neuron and sign, so the warm LP sees it
-        unchanged between nodes at a glance)."""
-        key = (out, pre, sign)
-        row = self._phase_rows.get(key)
-        if row is None:
-            row = self._phase_rows[key] = ({out: _ONE, pre: Fraction(-sign)}, _ZERO)
-        return row
-
     def _tighten_abs(self, node: _NodeLP, k: int, u: int, a: float, b: float, tighter: bool = True) -> None:
         """The neuron a = |u| under the node's bounds a <= u <= b: implied sign, or a tighter chord."""
         nr = self.enc.neurons[k]
@@ -923,7 +913,7 @@ class Engine:
           (each a product rounded once) is off by at most gamma_(m + 2n + 1) P + u P, with P the
           sum of the terms' magnitudes; lam.b itself is off from lam.b_f by at most u sum lam |b_f|
           (+ 2^-1074 sum lam), which P covers. The bound returned is
-          S + 2 (m + 2 n + 8) u fl(P) + 2^-1000, exactly as a Fraction (all of it rounded up far
+          S + 2 (m + 2 n + 8) u fl(P) + 2^-1000 + 2^-1070 sum lam, exactly as a Fraction (all of it rounded up far
           more than the terms need while (m + 2 n + N) u < 1/100, which is checked)."""
         u = 2.0**-53
         nb = len(self.int_rows)
