@@ -1858,6 +1858,16 @@ class EngineBackend:
     def __init__(self) -> None:
         self._cache: dict[int, tuple[Problem, Engine]] = {}
 
+    def _small_box(self, sub: Problem, budget: int | None, deadline: float | None) -> tuple[Problem, Problem | None]:
+        """(the box to search, the problem whose engine searches it; None: the root's). A box searched
+        to the end (no budget) gets an LP model of its own and (BOX_LP_BOUNDS) LP bounds first,
+        solved in that model."""
+        if budget is not None:
+            return sub, None
+        if sub.hidden_activation in self.BOX_LP_BOUNDS:
+            return box_lp_tighten(sub, deadline, self.engine_for(sub)), sub
+        return sub, sub
+
     def engine_for(self, problem: Problem) -> Engine:
         """One Engine (encoding and float matrices) per problem, reused across calls."""
         hit = self._cache.get(id(problem))
@@ -1939,11 +1949,7 @@ class EngineBackend:
                         heapq.heappush(heap, (-float(ku), next(seq), k, ku, depth + 1, basis))
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            own = None  # the problem whose engine searches the box (None: the root's)
-            if budget is None:  # a small box searched to the end, with an LP model of its own
-                own = sub
-                if sub.hidden_activation in self.BOX_LP_BOUNDS:  # and LP bounds
-                    sub = box_lp_tighten(sub, deadline, self.engine_for(own))
+            sub, own = self._small_box(sub, budget, deadline)
             res = self._maximize_box(sub, zp, z, const, tol, low, deadline, z_range, budget,
                                      root=own or problem, observe=observe, stop_above=stop_above, basis=basis)
             nodes += res.nodes
@@ -2331,11 +2337,7 @@ class EngineBackend:
                     queue += [(child, depth + 1) for child in children]  # cheap progress: no LP needed
                     continue
             budget = self.NODE_BUDGET if depth < self.MAX_SPLITS else None
-            own = None  # as in _maximize_region
-            if budget is None:
-                own = sub
-                if sub.hidden_activation in self.BOX_LP_BOUNDS:
-                    sub = box_lp_tighten(sub, deadline, self.engine_for(own))
+            sub, own = self._small_box(sub, budget, deadline)
             out = self._solve_box(sub, condition, deadline, budget, root=own or problem)
             if out.answer is Answer.SAT:
                 return CheckOutcome(out.answer, out.reason, out.input, out.layers, False, time.monotonic() - start)
