@@ -35,6 +35,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -338,10 +339,13 @@ class ThreeLayerDual:
         return upper, witness
 
     def _bound(self, c: dict[int, Fraction], const: Fraction, stop_at: Fraction | None, iters: int | None,
-               deadline: float | None, phase: bool, witness_above: Fraction | None
+               deadline: float | None, phase: bool, witness_above: Fraction | None, probe=None
                ) -> tuple[Fraction, tuple[tuple[Fraction, ...], tuple[ExactLayer, ...]] | None]:
         """bound; the witness None where its float value is below ``witness_above`` (by more than
-        rounding could explain: it would not be the best one a search keeps)."""
+        rounding could explain: it would not be the best one a search keeps). ``probe``: called once,
+        after PROBE_AT iterations, with (the best float bound, its multipliers, the copies' shares
+        at h_i); where it returns True the search stops there (last_split: the caller has split the
+        box instead)."""
         K, M, N = self.k, self.m, self.n
         if deadline is not None:  # keep the time of the certified bound and the witness at the end
             deadline -= self._exact_s()
@@ -419,7 +423,7 @@ class ThreeLayerDual:
         now = time.monotonic()
         window = None if deadline is None else deadline - now
         phase_at = None if not phase or window is None or window < self.PHASE_MIN_S else now + self.PHASE * window
-        self.last_converged, it = False, 0
+        self.last_converged, self.last_split, it = False, False, 0
         for it in range(self.ITERS if iters is None else iters):
             if it:
                 v, ci, s_sel, pos, nrm = dual(lam, mu)
@@ -434,6 +438,10 @@ class ThreeLayerDual:
             now = time.monotonic() if deadline is not None else 0.0
             if deadline is not None and now > deadline:
                 break
+            if probe is not None and it == self.PROBE_AT:
+                if probe(best_v, best_lam, best_mu, best_pick[2].reshape(-1, N).mean(axis=0)):
+                    self.last_split = True
+                    break
             if phase_at is not None and now > phase_at:
                 phase_at = None
                 lam, mu = best_lam.copy(), best_mu.copy()
@@ -648,7 +656,18 @@ class ThreeLayerDual:
     # (its copies cannot disagree on it). On the suite's 3 x 64 identity net (local 0 fixed:4,
     # session 15) one such split took the bound from 27.127 to 27.050 in 8 s per child, where the
     # same 16 s resuming the root's search reached 27.075.
+    # Where a split closes the box at once, the root's 2400 iterations are wasted: after PROBE_AT of
+    # them its split is tried (each child NODE_ITERS from the root's multipliers) and kept if both
+    # children come within PROBE_CLOSE of the root's gap to the threshold, else undone, the root's
+    # search going on as if nothing had happened. On the suite's 3 x 64 identity net (33 checks: 10
+    # points and the input box's 4 vertices, fixed:4/6/8, session 20) the checks took 62.6 s in all
+    # instead of 88.4 s: most easy ones 0.8-1.2 s instead of 2.0-2.4 s, the three hardest 12.1, 3.9
+    # and 5.2 s instead of 12.4, 4.1 and 4.3 s. Splitting every root at 400 or 800 iterations instead
+    # took 97.0 / 66.7 s (the hardest 32 / 16 s), requiring both children closed 73.2 s, a second
+    # try at 1200 iterations 66.2 s.
     ROOT_ITERS = (2400, 2400)  # the root's iterations: a first call, then (resumed, margin reset) up to the total
+    PROBE_AT = 400  # the root's iterations before its split is tried once (see search)
+    PROBE_CLOSE = 0.1  # the split is kept where both children come this close to the threshold (share of the root's gap)
     NODE_ITERS = 200  # every other node's iterations before it is split (session 16: 200 beat 400, 800 and 1600)
     MAX_NODES = 256  # nodes per objective; then the search stops (each keeps 2 MB of multipliers)
 
@@ -662,9 +681,10 @@ class ThreeLayerDual:
         the search also stops at the first witness above it), else max(stop_at, the best witness's
         value) + ``tol`` (a maximization). A node is split once its multipliers' search has run
         its iterations (ROOT_ITERS, NODE_ITERS) or converged; until then the best-first order
-        resumes it. Nothing depends on how the time is cut into calls: a later call with the same
-        ``c`` resumes the tree (a node closed at a higher threshold reopens). It stops when no node
-        is open, at ``deadline``, or at MAX_NODES nodes."""
+        resumes it; a fresh root's split is tried once early (PROBE_AT, see above). Nothing depends
+        on how the time is cut into calls: a later call with the same ``c`` resumes the tree (a node
+        closed at a higher threshold reopens). It stops when no node is open, at ``deadline``, or at
+        MAX_NODES nodes."""
         key = tuple(sorted(c.items()))
         fresh = key not in self._trees
         tree = self._trees.setdefault(key, _Tree())
@@ -677,17 +697,36 @@ class ThreeLayerDual:
             known = [v for v in (stop_rel, best) if v is not None]
             return max(known) + tol if known else None
 
-        def run(node: _Node | None, ends: dict[int, int], iters: int, parent: _Node | None) -> None:
+        def probe(best_v: float, lam: np.ndarray, mu: np.ndarray, frac: np.ndarray) -> bool:
+            """The root's split after PROBE_AT iterations, kept (True) where its children's bounds
+            come within PROBE_CLOSE of the root's gap to the threshold, else undone."""
+            thr = threshold()
+            unit = self._branch_unit_at({}, frac)
+            if thr is None or unit is None or tree.count + 2 > self.MAX_NODES:
+                return False
+            gap = best_v - float(const) - float(thr)
+            kids = [run(None, {unit: end}, self.NODE_ITERS, None, (lam, mu)) for end in (0, 1)]
+            if max(k.key for k in kids) - float(thr) <= self.PROBE_CLOSE * gap:
+                return True
+            tree.drop(kids)  # (their witnesses stay: each is valid)
+            return False
+
+        def run(node: _Node | None, ends: dict[int, int], iters: int, parent: _Node | None,
+                start: tuple[np.ndarray, np.ndarray] | None = None) -> _Node:
+            """Bound a node (new if ``node`` is None) and enter it into the tree, its multipliers'
+            search started from the node's, the parent's or ``start``."""
             dual = self if ends == self.ends else self._with_ends(ends)
-            if node is not None or parent is not None:
-                warm = (node or parent).warm  # type: ignore[union-attr]
+            src = node or parent
+            warm = start if start is not None else None if src is None else src.warm
+            if warm is not None:
                 dual._warm[key] = (warm[0].astype(float), warm[1].astype(float))
             thr = threshold()
             known = [n.upper for n in (node, parent) if n is not None]  # each holds over this box
             # the witness only where it may exceed a check's threshold, or the best one so far
             floor = stop_rel if decide else (None if tree.best is None else tree.best[0])
+            root = node is None and parent is None and start is None and not ends
             upper, wit = dual._bound(c, const, None if thr is None else const + thr, iters, deadline, False,
-                                     None if floor is None else const + floor)
+                                     None if floor is None else const + floor, probe if root else None)
             bounds = known + [upper - const]
             if node is None:
                 node = _Node(ends, min(bounds), dual.last_frac, dual._warm[key],
@@ -699,7 +738,8 @@ class ThreeLayerDual:
             node.key = min(float(node.upper), dual.last_float - float(const))
             node.done += dual.last_iters
             node.stalled, node.reached = dual.last_converged, dual.last_reached
-            tree.add(node, None if wit is None else self._value(c, wit), wit)
+            tree.add(node, None if wit is None else self._value(c, wit), wit, split=dual.last_split)
+            return node
 
         if fresh:
             run(None, {}, self.ROOT_ITERS[0], None)
@@ -735,10 +775,13 @@ class ThreeLayerDual:
     def _branch_unit(self, node: _Node) -> int | None:
         """The first-layer unit on whose end the node's copies disagree most (ties: the widest
         range); None if every unit is fixed."""
-        free = [i for i in range(self.n) if i not in node.ends and self.t_f[i] > 0]
+        return self._branch_unit_at(node.ends, node.frac)
+
+    def _branch_unit_at(self, ends: dict[int, int], frac: np.ndarray) -> int | None:
+        free = [i for i in range(self.n) if i not in ends and self.t_f[i] > 0]
         if not free:
             return None
-        return max(free, key=lambda i: (min(node.frac[i], 1.0 - node.frac[i]), self.t_f[i]))
+        return max(free, key=lambda i: (min(frac[i], 1.0 - frac[i]), self.t_f[i]))
 
     # -- the witness ---------------------------------------------------------------------
     def _witness(self, c: dict[int, Fraction], a: np.ndarray, idx: np.ndarray,
@@ -818,11 +861,19 @@ class _Tree:
         self.count = 0  # nodes made
         self._seq = 0  # the heap's tie-break
 
-    def add(self, node: _Node, value: Fraction | None, witness: tuple | None) -> None:
-        """(Re-)enter a node just bounded, and its witness (if one was built)."""
-        self._push(node)
+    def add(self, node: _Node, value: Fraction | None, witness: tuple | None, split: bool = False) -> None:
+        """(Re-)enter a node just bounded (not if it was ``split``: its children stand for it), and
+        its witness (if one was built)."""
+        if not split:
+            self._push(node)
         if value is not None and witness is not None and (self.best is None or value > self.best[0]):
             self.best = (value, witness)
+
+    def drop(self, nodes: Sequence[_Node]) -> None:
+        """Take open nodes out again (a split undone)."""
+        self.open = [item for item in self.open if item[2] not in nodes]
+        heapq.heapify(self.open)
+        self.count -= len(nodes)
 
     def pop(self) -> _Node:
         return heapq.heappop(self.open)[2]

@@ -5,6 +5,7 @@ against an independent evaluation of the unreduced dual in Fractions, and inside
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 
@@ -661,6 +662,46 @@ def test_the_search_resumes_its_tree_in_a_later_call(monkeypatch) -> None:
     two, _ = cut.search(c, Fraction(5))
     # (the certified bounds, float values plus a rounding margin, agree to about 1e-15)
     assert abs(two - 5 - one) < 1e-12 and cut._trees[key].count == whole._trees[key].count
+
+
+def test_an_early_split_of_the_root_is_kept_where_its_children_close_else_undone(monkeypatch) -> None:
+    """The root's split tried after PROBE_AT iterations: undone (children never close enough), the
+    root's search runs on to its iterations and the search ends exactly as without the try, with
+    as many nodes; kept (any children), the root's search stops there and the check and a
+    maximization still end with the exact maximum between witness and bound."""
+    q = _query(_net(0, (2, 4, 4, 3, 1)), "fixed:1", [0.45, -0.2])
+    monkeypatch.setattr(ThreeLayerDual, "ROOT_ITERS", (40, 40))
+    monkeypatch.setattr(ThreeLayerDual, "NODE_ITERS", 20)
+    roots: list[tuple[int, bool]] = []  # each root search: (iterations, stopped for the split)
+    bound = ThreeLayerDual._bound
+
+    def recorded(self, *a):  # type: ignore[no-untyped-def]
+        out = bound(self, *a)
+        if not self.ends:
+            roots.append((self.last_iters, self.last_split))
+        return out
+    monkeypatch.setattr(ThreeLayerDual, "_bound", recorded)
+    for s in (1, -1):
+        c = {0: Fraction(s)}
+        key = tuple(sorted(c.items()))
+        top = _corner_max(ThreeLayerDual(q.problem), c)
+        root, _ = ThreeLayerDual(q.problem).bound(c, Fraction(0), iters=40, phase=False)
+        assert root > top
+        thr = top + (root - top) / 100
+        runs = {}
+        for name, at, close in (("never", 10**9, 0.0), ("undone", 10, -math.inf), ("kept", 10, math.inf)):
+            monkeypatch.setattr(ThreeLayerDual, "PROBE_AT", at)
+            monkeypatch.setattr(ThreeLayerDual, "PROBE_CLOSE", close)
+            dual = ThreeLayerDual(q.problem)
+            roots.clear()
+            upper, _ = dual.search(c, Fraction(0), stop_at=thr, decide=True)
+            runs[name] = (upper, dual._trees[key].count, roots[0])
+            assert upper <= thr and len(roots) == 1
+        assert runs["undone"] == runs["never"] and runs["never"][2] == (40, False)
+        assert runs["kept"][2] == (11, True) and runs["kept"][1] >= 3
+        dual = ThreeLayerDual(q.problem)
+        upper, witness = dual.search(c, Fraction(0), tol=Fraction(1, 10**9))
+        assert top - Fraction(1, 10**9) <= _value(c, witness) <= top <= upper <= top + Fraction(2, 10**9)
 
 
 def test_witnesses_are_polished_by_single_flips_of_the_corner() -> None:
