@@ -659,12 +659,13 @@ class ThreeLayerDual:
     # Where a split closes the box at once, the root's 2400 iterations are wasted: after PROBE_AT of
     # them its split is tried (each child NODE_ITERS from the root's multipliers) and kept if both
     # children come within PROBE_CLOSE of the root's gap to the threshold, else undone, the root's
-    # search going on as if nothing had happened. On the suite's 3 x 64 identity net (33 checks: 10
-    # points and the input box's 4 vertices, fixed:4/6/8, session 20) the checks took 62.6 s in all
-    # instead of 88.4 s: most easy ones 0.8-1.2 s instead of 2.0-2.4 s, the three hardest 12.1, 3.9
-    # and 5.2 s instead of 12.4, 4.1 and 4.3 s. Splitting every root at 400 or 800 iterations instead
-    # took 97.0 / 66.7 s (the hardest 32 / 16 s), requiring both children closed 73.2 s, a second
-    # try at 1200 iterations 66.2 s.
+    # search going on as if nothing had happened. On the suite's 3 x 64 identity net (30 local
+    # checks at 10 points and 3 global ones, each global one at the input box's 4 vertices,
+    # fixed:4/6/8, session 20) the checks took 62.6 s in all instead of 88.4 s: most easy ones
+    # 0.8-1.2 s instead of 2.0-2.4 s, the three hardest 12.1, 3.9 and 5.2 s instead of 12.4, 4.1
+    # and 4.3 s (one kept split was worse: local 0 fixed:6 4.2 s instead of 2.2 s). Splitting every
+    # root at 400 or 800 iterations instead took 97.0 / 66.7 s (the hardest 32 / 16 s), requiring
+    # both children closed 73.2 s, a second try at 1200 iterations 66.2 s.
     ROOT_ITERS = (2400, 2400)  # the root's iterations: a first call, then (resumed, margin reset) up to the total
     PROBE_AT = 400  # the root's iterations before its split is tried once (see search)
     PROBE_CLOSE = 0.1  # the split is kept where both children come this close to the threshold (share of the root's gap)
