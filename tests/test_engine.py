@@ -577,3 +577,54 @@ def test_a_child_lp_started_from_its_parents_basis_takes_fewer_pivots_and_the_sa
         assert warm_st == cold_st == odd_st == "ok"
         assert abs(warm_f - cold_f) <= 1e-9 * (1 + abs(cold_f)) and abs(odd_f - cold_f) <= 1e-9 * (1 + abs(cold_f))
         assert warm_it < cold_it and warm_it < odd_it
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("kind", ["local", "global"])
+@pytest.mark.parametrize("act", ["relu", "identity"])
+def test_end_rows_keep_the_maximum_and_tighten_the_root(seed: int, kind: str, act: str, monkeypatch) -> None:
+    """The last hidden units pinned to the end of [c - r, c + r] the objective prefers (every
+    ReLU unit, identity units where that is monotone): the branch and bound certifies the same
+    maximum in each direction as without those rows, at least the best box vertex (pinning the
+    wrong end cuts the maximum off: these tests fail then), and the root LP's bound is no looser."""
+    from smtquant import engine as engine_mod
+    from smtquant.engine import EngineBackend
+
+    # (brute force over the box's 2**17 vertices on the smaller net)
+    net = tiny_net(seed, act, (2, 2, 2, 1) if kind == "local" and seed < 3 else (2, 3, 3, 1))
+    x = [0.75, -0.5]
+    prop = LocalRobustness(x, "logit") if kind == "local" else GlobalRobustness([[0.5, 1.0], [-0.75, -0.25]], "logit")
+    scheme = "eps:0.125"
+    q = Query(net, sq.parse_scheme(scheme).box(net), prop, get_backend("engine"), None)
+    problem = engine_mod.tighten(q.problem)
+    tol = Fraction(1, 10**7)
+    best = Fraction(0)
+    eng = Engine(problem)
+    pinned_any = 0
+    for s in (Fraction(1), Fraction(-1)):
+        zp, z, const = ({0: s}, {}, -s * q.z_point[0]) if kind == "local" else ({0: s}, {0: -s}, Fraction(0))
+        ups = {}
+        for ends in ("1", "0"):  # the search itself (quantify may answer these nets without one)
+            monkeypatch.setenv("SMTQUANT_END_ROWS", ends)
+            res = EngineBackend()._maximize_box(problem, zp, z, const, tol, None, None, None, None)
+            assert res.complete and res.upper is not None and res.best is not None
+            assert res.upper - res.best[0] <= tol
+            ups[ends] = res.upper
+        assert abs(ups["1"] - ups["0"]) <= 2 * tol
+        best = max(best, ups["1"])
+        g = {next(iter(eng.enc.zp[0].coef)): s}
+        for v in eng.enc.z[0].coef:
+            g[v] = -s
+        eng.ends = eng.end_rows(g, [])
+        pinned_any += len(eng.ends)
+        n_units = sum(1 for u in eng.layer_u[-2] if u in eng.enc.u_rows)
+        assert len(eng.ends) <= n_units and (act == "identity" or len(eng.ends) == n_units)  # (no a_k = 0 here)
+        status, _, _, certify = eng._solve_lp(g, [], {})
+        assert status == "ok"
+        pinned = certify()
+        eng.ends = {}
+        status, _, _, certify = eng._solve_lp(g, [], {})
+        assert status == "ok" and pinned <= certify() + Fraction(1, 10**9)
+    assert pinned_any > 0 or seed == 5
+    if kind == "local" and seed < 3:
+        assert float(best) >= vertex_max_logit(net, 0.125, np.array(x)) - 1e-12
