@@ -251,9 +251,14 @@ def test_box_lp_bounds_hold_in_both_networks_and_deep_boxes_certify_the_same_max
     monkeypatch.setattr(EngineBackend, "VERTEX_LIMIT", 0)  # the search over input boxes, not the vertices
     monkeypatch.setattr(EngineBackend, "BOX_LP_BOUNDS", ("relu", "identity"))  # identity boxes skip them by default
     monkeypatch.setattr("smtquant.engine.box_lp_tighten", lambda p, *a: calls.append(p) or box_lp_tighten(p, *a))
-    w = sq.quantify(net, scheme, prop, solver="engine", tolerance=1e-6, timeout=120)
-    assert calls and w.status is sq.Status.ROBUST
-    assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
+    # every deep box first gets a budgeted search in the root's model (DEEP_TRY nodes); with a
+    # budget of 1 most of them go on to the LP bounds, with none all of them do
+    for budget in (1, 0):
+        calls.clear()
+        monkeypatch.setattr(EngineBackend, "DEEP_TRY", budget)
+        w = sq.quantify(net, scheme, prop, solver="engine", tolerance=1e-6, timeout=120)
+        assert calls and w.status is sq.Status.ROBUST
+        assert abs(w.max_deviation.upper - v.max_deviation.upper) <= Fraction(2, 10**6)
 
 
 @pytest.mark.parametrize("kind", ["abs", "relu"])
