@@ -694,6 +694,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from smtquant.threads import blas_controller
 
     blas_controller()  # the BLAS libraries found once, before the queries fork (like the imports above)
+    from smtquant.dual3 import load_kernels
+
+    load_kernels()  # and the nested dual's compiled loops (numba): each query loaded them again (0.5 s)
     schemes = tuple(args.schemes.split(",")) if args.schemes else (QUICK_SCHEMES if args.quick else SCHEMES)
     n_points = args.points if args.points is not None else (QUICK_POINTS if args.quick else N_POINTS)
     sizes = () if args.quick else args.sizes

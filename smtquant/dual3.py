@@ -44,7 +44,7 @@ from .backends.base import Problem
 from .dual import _sign, first_layer_range
 from .exact import ExactLayer, identity_outputs
 
-__all__ = ["ThreeLayerDual"]
+__all__ = ["ThreeLayerDual", "load_kernels"]
 
 _ZERO = Fraction(0)
 
@@ -81,6 +81,13 @@ def _kernels():
                     compiled = None
             _KERNELS.append(compiled)
     return _KERNELS[0]
+
+
+def load_kernels() -> bool:
+    """Load (or compile) the compiled loops now; True if numba provides them. A program that forks
+    workers (a sweep, the benchmark) can call it first, so that each worker does not load them
+    again (0.5 s a process: numba's import and its disk cache)."""
+    return _kernels() is not None
 
 
 def _run_tiny(dual, grad, move) -> None:  # type: ignore[no-untyped-def]

@@ -423,6 +423,7 @@ def test_the_loop_form_of_the_search_kernels_is_the_numpy_form() -> None:
 
 def test_the_compiled_kernels_and_the_numpy_path_give_the_same_bounds(monkeypatch) -> None:
     pytest.importorskip("numba")
+    assert dual3.load_kernels()  # numba installed: they load (what a forking program calls first)
     compiled = dual3._kernels()
     assert compiled is not None
     _assert_kernels_match(compiled, _kernel_args(np.random.default_rng(1), 64, 64, 64), 1e-9)  # the suite net's shapes
