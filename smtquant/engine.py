@@ -1909,9 +1909,12 @@ class EngineBackend:
         return None
 
     NODE_BUDGET = 40  # nodes per input sub-box before it is split (global problems)
-    MAX_SPLITS = 14  # input splits along one path at most (cheap ones included); deeper sub-boxes search
+    MAX_SPLITS = 8  # input splits along one path at most (cheap ones included); deeper sub-boxes search
     # without budget, on bounds tightened by LP (box_lp_tighten) and with an LP model of their own: with
-    # most neurons stable there, it is smaller and faster than the root's model in that box's context
+    # most neurons stable there, it is smaller and faster than the root's model in that box's context.
+    # (Session 24, 3 x 64 ReLU global checks, two at a time: fixed:4 at delta 283.067 64.2 s with 14,
+    # 36.7 s with 12, 44.4 s with 10, 35.5 s with 8, 40.0 s with 6; fixed:6 at 64.4564 22.0 / 12.2 /
+    # 16.0 / 9.4 / 11.8 s; since DEEP_TRY most deep boxes close in the root's model anyway)
     CHEAP_DEPTH = 12  # splits of an optimization's input box on zonotope bounds alone (no LP), along one path
     CHEAP_SPLITS = 10  # splits of a decision query that interval bounds alone justify (no LP), along one path
     # hidden activations whose deep sub-boxes get LP bounds (box_lp_tighten) before their search. Not
